@@ -1,0 +1,182 @@
+"""cachescope's engine: read, verify, explain and rewrite BuildKit cache images.
+
+The public API is re-exported here (explicit, sorted `__all__`); the TUI and scripts use
+only these names. Names load on first use (PEP 562), so importing one submodule, as
+`cachescope --version` does, does not import the whole engine. Core modules import from
+the defining module, never from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cachescope.core.analysis import (
+        CacheReport,
+        CompressionShare,
+        DeepLayerCheck,
+        LayerRow,
+        ModeInference,
+        RecordRow,
+        RecordStats,
+        Warning_,
+        analyze,
+    )
+    from cachescope.core.errors import (
+        AuthError,
+        CachescopeError,
+        CodecError,
+        DigestMismatch,
+        FormatError,
+        IntegrityError,
+        InvalidReference,
+        LayoutError,
+        NetworkError,
+        NotACache,
+        NotFound,
+        PlanError,
+        PlanStale,
+        Refused,
+        RegistryError,
+        SizeMismatch,
+        StoreError,
+        TooLarge,
+        UsageError,
+    )
+    from cachescope.core.model.digest import (
+        Digest,
+    )
+    from cachescope.core.model.loaded import (
+        LoadedCache,
+    )
+    from cachescope.core.model.reference import (
+        BuildxCacheSpec,
+        LayoutRef,
+        Ref,
+        RegistryHost,
+        RegistryRef,
+        parse_buildx_spec,
+        parse_location,
+        parse_reference,
+    )
+    from cachescope.core.session import (
+        TagSummary,
+        inspect,
+        list_repositories,
+        list_tags,
+        open_store,
+        read_cache,
+    )
+    from cachescope.core.version import (
+        __version__,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "AuthError": "cachescope.core.errors",
+    "BuildxCacheSpec": "cachescope.core.model.reference",
+    "CacheReport": "cachescope.core.analysis",
+    "CachescopeError": "cachescope.core.errors",
+    "CodecError": "cachescope.core.errors",
+    "CompressionShare": "cachescope.core.analysis",
+    "DeepLayerCheck": "cachescope.core.analysis",
+    "Digest": "cachescope.core.model.digest",
+    "DigestMismatch": "cachescope.core.errors",
+    "FormatError": "cachescope.core.errors",
+    "IntegrityError": "cachescope.core.errors",
+    "InvalidReference": "cachescope.core.errors",
+    "LayerRow": "cachescope.core.analysis",
+    "LayoutError": "cachescope.core.errors",
+    "LayoutRef": "cachescope.core.model.reference",
+    "LoadedCache": "cachescope.core.model.loaded",
+    "ModeInference": "cachescope.core.analysis",
+    "NetworkError": "cachescope.core.errors",
+    "NotACache": "cachescope.core.errors",
+    "NotFound": "cachescope.core.errors",
+    "PlanError": "cachescope.core.errors",
+    "PlanStale": "cachescope.core.errors",
+    "RecordRow": "cachescope.core.analysis",
+    "RecordStats": "cachescope.core.analysis",
+    "Ref": "cachescope.core.model.reference",
+    "Refused": "cachescope.core.errors",
+    "RegistryError": "cachescope.core.errors",
+    "RegistryHost": "cachescope.core.model.reference",
+    "RegistryRef": "cachescope.core.model.reference",
+    "SizeMismatch": "cachescope.core.errors",
+    "StoreError": "cachescope.core.errors",
+    "TagSummary": "cachescope.core.session",
+    "TooLarge": "cachescope.core.errors",
+    "UsageError": "cachescope.core.errors",
+    "Warning_": "cachescope.core.analysis",
+    "__version__": "cachescope.core.version",
+    "analyze": "cachescope.core.analysis",
+    "inspect": "cachescope.core.session",
+    "list_repositories": "cachescope.core.session",
+    "list_tags": "cachescope.core.session",
+    "open_store": "cachescope.core.session",
+    "parse_buildx_spec": "cachescope.core.model.reference",
+    "parse_location": "cachescope.core.model.reference",
+    "parse_reference": "cachescope.core.model.reference",
+    "read_cache": "cachescope.core.session",
+}
+
+__all__ = [
+    "AuthError",
+    "BuildxCacheSpec",
+    "CacheReport",
+    "CachescopeError",
+    "CodecError",
+    "CompressionShare",
+    "DeepLayerCheck",
+    "Digest",
+    "DigestMismatch",
+    "FormatError",
+    "IntegrityError",
+    "InvalidReference",
+    "LayerRow",
+    "LayoutError",
+    "LayoutRef",
+    "LoadedCache",
+    "ModeInference",
+    "NetworkError",
+    "NotACache",
+    "NotFound",
+    "PlanError",
+    "PlanStale",
+    "RecordRow",
+    "RecordStats",
+    "Ref",
+    "Refused",
+    "RegistryError",
+    "RegistryHost",
+    "RegistryRef",
+    "SizeMismatch",
+    "StoreError",
+    "TagSummary",
+    "TooLarge",
+    "UsageError",
+    "Warning_",
+    "__version__",
+    "analyze",
+    "inspect",
+    "list_repositories",
+    "list_tags",
+    "open_store",
+    "parse_buildx_spec",
+    "parse_location",
+    "parse_reference",
+    "read_cache",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,1 @@
+"""Pure data: digests, media types, references, OCI documents and BuildKit cache configs."""

@@ -1,0 +1,1 @@
+"""Where caches live: a registry over the distribution API, or an OCI layout directory."""

@@ -1,0 +1,1 @@
+"""cachescope's terminal UI and command line."""

@@ -1,0 +1,172 @@
+"""The `cachescope` command: subcommands for scripts, the TUI when given no subcommand.
+
+Textual is imported only when the TUI starts, so `--help`, `--version` and every
+subcommand start fast. Every CachescopeError becomes one line on stderr and its
+documented exit code; tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from cachescope.core.errors import EXIT_OK, EXIT_USAGE, CachescopeError
+from cachescope.core.version import __version__
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+# Subcommand plug-ins: each module has register(subparsers) and sets `func` on its parsers.
+_PLUGINS = ("cachescope.tui.cli_inspect", "cachescope.tui.cli_diagnose", "cachescope.tui.cli_ops")
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with our usage code (2) and a one-line message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"cachescope: error: {message} (see {self.prog} --help)\n")
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS, to non-loopback registries")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
+    parser = _Parser(
+        prog="cachescope",
+        description="Inspect, diagnose and repair BuildKit cache images. With no command, open the TUI.",
+        epilog="References: HOST[:PORT]/REPO[:TAG|@DIGEST], oci:PATH[:TAG], a layout directory, "
+        "or a pasted buildx string such as 'type=registry,ref=...'.",
+    )
+    parser.add_argument("--version", action="version", version=f"cachescope {__version__}")
+    _global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    for subparser in sub.choices.values():
+        _global_options_if_missing(subparser)
+    return parser, set(sub.choices)
+
+
+def _global_options_if_missing(parser: argparse.ArgumentParser) -> None:
+    """Let --debug/--plain-http also follow the subcommand (`cachescope inspect X --debug`)."""
+    known = {a for action in parser._actions for a in action.option_strings}
+    if "--debug" not in known:
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    if "--plain-http" not in known:
+        parser.add_argument("--plain-http", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _tui_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cachescope", add_help=False)
+    _global_options(parser)
+    parser.add_argument("target", nargs="?")
+    return parser
+
+
+def _first_positional(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--version"]:
+        print(f"cachescope {__version__}")  # fast path: nothing else imported
+        return EXIT_OK
+    parser, commands = build_parser()
+    first = _first_positional(args_list)
+    if (first is None and any(a in {"-h", "--help", "--version"} for a in args_list)) or first in commands:
+        args = parser.parse_args(args_list)
+        debug = getattr(args, "debug", False)
+        handler: Handler | None = getattr(args, "func", None)
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return _run(handler, args, debug=debug)
+    positionals = [a for a in args_list if not a.startswith("-")]
+    if len(positionals) > 1:
+        parser.error(f"unknown command {first!r} (commands: {', '.join(sorted(commands))})")
+    args = _tui_parser().parse_args(args_list)
+    return _run_tui(args)
+
+
+def _run(handler: Handler, args: argparse.Namespace, *, debug: bool) -> int:
+    import asyncio
+
+    try:
+        return asyncio.run(handler(args))
+    except CachescopeError as exc:
+        if debug:
+            raise
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cachescope: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`cachescope ls ... | head`): not an error worth a message.
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"cachescope: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            " (run with --debug for a traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _print_error(exc: CachescopeError) -> None:
+    hint = f" ({exc.hint})" if exc.hint else ""
+    print(f"cachescope: error: {exc}{hint}", file=sys.stderr)
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    if not sys.stdout.isatty() and os.environ.get("CACHESCOPE_FORCE_TUI") != "1":
+        print(
+            "cachescope: error: the TUI needs a terminal; use a subcommand such as 'cachescope inspect REF' in scripts",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        run = importlib.import_module("cachescope.tui.app").run
+    except ModuleNotFoundError as exc:  # pragma: no cover - packaging error
+        print(f"cachescope: error: the TUI is not installed ({exc})", file=sys.stderr)
+        return EXIT_INTERNAL
+    try:
+        status: int = run(args.target, plain_http=args.plain_http)
+    except CachescopeError as exc:
+        if args.debug:
+            raise
+        _print_error(exc)
+        return exc.exit_code
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
