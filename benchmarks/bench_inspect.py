@@ -1,6 +1,6 @@
 """How fast `cachescope inspect --json` reads a large cache, against a baseline in the same run.
 
-Generates a cache with 10,000 records (image-manifest form, thousands of layers), then times,
+Generates a cache with 10,000 records and about 2,000 layers (image-manifest form), then times,
 each as the median of several runs of a fresh process (interpreter start included):
 
 - `cachescope inspect --json` from the local directory,
@@ -11,7 +11,7 @@ and prints each next to the baseline: `json.loads` + sha256 of the same cache-co
 timed in this process. Goals on the 2-core dev machine: local inspect under 0.5 s wall,
 `--version` under 0.25 s.
 
-    python3 benchmarks/bench_inspect.py [--records 10000] [--runs 5] [--no-registry]
+    python3 benchmarks/bench_inspect.py [--records 10000] [--layers 2000] [--runs 5] [--no-registry]
 """
 
 from __future__ import annotations
@@ -71,12 +71,13 @@ def _line(label: str, seconds: float, baseline: float, goal: float | None = None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--layers", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-registry", action="store_true")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "cachescope.tui.cli"]
     with tempfile.TemporaryDirectory(prefix="cachescope-bench-") as tmp:
-        layout = generate_cache(Path(tmp) / "cache", records=args.records)
+        layout = generate_cache(Path(tmp) / "cache", records=args.records, layers=args.layers)
         config = _config_bytes(layout)
         layers = len(json.loads(config).get("layers", []))
         base = _baseline(config)

@@ -5,7 +5,7 @@ steps linked to the previous one; every third step produces a layer on top of it
 stage's chain. Layer blobs are tiny real gzip streams whose `containerd.io/uncompressed`
 annotation is the true diffID, so verification and `--deep` work on the result.
 
-    python -m benchmarks.gen_cache DIR [--records 10000]
+    python -m benchmarks.gen_cache DIR [--records 10000] [--layers 2000]
 """
 
 from __future__ import annotations
@@ -36,8 +36,14 @@ def _created(i: int) -> str:
     return f"2026-11-23T06:{(i // 60) % 60:02d}:{i % 60:02d}.{i:09d}Z"
 
 
-def generate_cache(root: Path, records: int = 10_000, *, stage_length: int = 100, tag: str = "latest") -> Path:
-    """Write a layout with `records` cache records into `root` (created) and return it."""
+def generate_cache(
+    root: Path, records: int = 10_000, *, layers: int | None = None, stage_length: int = 100, tag: str = "latest"
+) -> Path:
+    """Write a layout with `records` cache records (and about `layers` layers) into `root`; return it.
+
+    Without `layers`, every third step of a stage adds a layer (about a third of the records).
+    """
+    every = 3 if layers is None else max(1, round(records / max(1, layers)))
     blobs = root / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
@@ -54,7 +60,7 @@ def generate_cache(root: Path, records: int = 10_000, *, stage_length: int = 100
             rec["inputs"] = [[{"link": i - 1}]]
             if step % 3 == 1:
                 rec["inputs"] = [[{"link": i - 1}], [{"selector": _digest(f"sel-{i}".encode()), "link": i - step}]]
-            if step % 3 == 0 or step == stage_length - 1:
+            if step % every == 0 or step == stage_length - 1:
                 payload = f"layer for record {i}\n".encode() * 4
                 raw = gzip.compress(payload, mtime=0)
                 digest = _write_blob(blobs, raw)
@@ -105,8 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--layers", type=int, default=None)
     args = parser.parse_args()
-    generate_cache(args.dir, args.records)
+    generate_cache(args.dir, args.records, layers=args.layers)
     print(args.dir)
 
 

@@ -273,29 +273,37 @@ def _uncompressed_total(rows: Iterable[LayerRow]) -> int | None:
 
 
 def _resolve_chains(config: CacheConfig) -> tuple[dict[int, list[list[int]]], list[Warning_]]:
-    """Each record's results as layer chains; graph errors become warnings, not crashes."""
+    """Each record's results as layer chains; graph errors become warnings, not crashes.
+
+    Every layer's chain is walked once and shared by the records that end on it.
+    """
     chains: dict[int, list[list[int]]] = {}
     warnings: list[Warning_] = []
+    n_layers = len(config.layers)
+    by_layer: list[list[int] | ValueError] = []
+    for i in range(n_layers):
+        try:
+            by_layer.append(config.layer_chain(i))
+        except ValueError as exc:
+            by_layer.append(exc)
+            warnings.append(_graph_warning(f"layer {i}: {exc}", f"layer {i}"))
     for i, record in enumerate(config.records):
         resolved: list[list[int]] = []
         for result in record.results:
-            try:
-                resolved.append(config.layer_chain(result.layer))
-            except ValueError as exc:
-                warnings.append(_graph_warning(f"record {i}: {exc}", f"record {i}"))
+            found = by_layer[result.layer] if 0 <= result.layer < n_layers else None
+            if isinstance(found, list):
+                resolved.append(found)
+            else:
+                problem = found or ValueError(f"invalid layer index {result.layer}")
+                warnings.append(_graph_warning(f"record {i}: {problem}", f"record {i}"))
         for chained in record.chains:
-            bad = [x for x in chained.layers if not 0 <= x < len(config.layers)]
+            bad = [x for x in chained.layers if not 0 <= x < n_layers]
             if bad:
                 warnings.append(_graph_warning(f"record {i}: invalid layer index {bad[0]}", f"record {i}"))
             else:
                 resolved.append(list(chained.layers))
         if resolved:
             chains[i] = resolved
-    for i in range(len(config.layers)):
-        try:
-            config.layer_chain(i)
-        except ValueError as exc:
-            warnings.append(_graph_warning(f"layer {i}: {exc}", f"layer {i}"))
     return chains, warnings
 
 
@@ -330,21 +338,25 @@ def _record_rows(
             )
     depth = _depths(parents, warnings)
     rows = []
+    no_chains: tuple[tuple[int, ...], ...] = ()
     for i, record in enumerate(config.records):
-        times = [parse_go_time(r.created_at) for r in record.results] + [
-            parse_go_time(c.created_at) for c in record.chains
-        ]
-        known = [t for t in times if t is not None]
+        created: datetime | None = None
+        if record.results or record.chains:
+            for item in (*record.results, *record.chains):
+                t = parse_go_time(item.created_at)
+                if t is not None and (created is None or t > created):
+                    created = t
+        resolved = chains_by_record.get(i)
         rows.append(
             RecordRow(
-                index=i,
-                digest=record.digest,
-                inputs=tuple(tuple((x.link, x.selector) for x in slot) for slot in record.inputs),
-                chains=tuple(tuple(c) for c in chains_by_record.get(i, [])),
-                created_at=max(known) if known else None,
-                depth=depth[i],
-                is_root=record.is_root,
-                is_leaf=i not in linked,
+                i,
+                record.digest,
+                tuple([tuple([(x.link, x.selector) for x in slot]) for slot in record.inputs]),
+                tuple([tuple(c) for c in resolved]) if resolved else no_chains,
+                created,
+                depth[i],
+                not record.inputs,
+                i not in linked,
             )
         )
     stats = RecordStats(
@@ -394,16 +406,18 @@ def infer_mode(cache: LoadedCache, chains_by_record: Mapping[int, list[list[int]
         return ModeInference("min", "inline cache is always exported with mode=min")
     config = cache.config
     linked = {inp.link for r in config.records for slot in r.inputs for inp in slot}
-    blobs = [layer.blob for layer in config.layers]
+    ids: dict[Digest, int] = {}
+    blobs = [ids.setdefault(layer.blob, len(ids)) for layer in config.layers]  # ints hash faster than Digests
 
-    def as_blobs(chain: list[int]) -> tuple[Digest, ...]:
-        return tuple(blobs[i] for i in chain)
+    def as_blobs(chain: list[int]) -> tuple[int, ...]:
+        return tuple([blobs[i] for i in chain])
 
     final = {as_blobs(c) for i, cs in chains_by_record.items() if i not in linked for c in cs}
     results = {as_blobs(c) for cs in chains_by_record.values() for c in cs}
     if not results:
         return ModeInference("unknown", "no record carries a result, so there is nothing to compare")
-    off_path = [c for c in results if not any(f[: len(c)] == c for f in final)]
+    on_final_path = {f[:k] for f in final for k in range(1, len(f) + 1)}
+    off_path = [c for c in results if c not in on_final_path]
     non_root_without = [i for i, r in enumerate(config.records) if not r.is_root and i not in chains_by_record]
     if off_path:
         return ModeInference(

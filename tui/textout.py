@@ -53,7 +53,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Seque
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=False))
+    """Indented for a person at a terminal; compact (and several times faster) into a pipe or file."""
+    if sys.stdout.isatty():
+        print(json.dumps(value, indent=2, sort_keys=False))
+    else:
+        print(json.dumps(value, separators=(",", ":")))
 
 
 def warn(message: str) -> None:
