@@ -164,6 +164,9 @@ class RegistryClient:
             timeout=timeout,
             follow_redirects=True,
             headers={"User-Agent": f"cachescope/{__version__}"},
+            # Keep as many idle connections as the reader runs HEAD checks at once, or each
+            # burst of checks opens (and tears down) fresh connections.
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
 
     def __repr__(self) -> str:
@@ -516,6 +519,7 @@ class RegistryStore:
                 await response.aread()  # empty for HEAD; keeps the connection reusable
                 return None
             await self.client.check(response, (200,), self._blob_subject(digest))
+            await response.aread()  # likewise: an unread response closes its connection
             length = response.headers.get("Content-Length", "")
             if not length.isdigit():
                 raise RegistryError(f"{self.client.host} sent no Content-Length for {self._blob_subject(digest)}")
