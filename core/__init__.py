@@ -23,6 +23,13 @@ if TYPE_CHECKING:
         Warning_,
         analyze,
     )
+    from cachescope.core.diagnose import (
+        BuildkitVersion,
+        Finding,
+        diagnose_error_text,
+        diagnose_report,
+        diagnose_spec,
+    )
     from cachescope.core.errors import (
         AuthError,
         CachescopeError,
@@ -60,6 +67,9 @@ if TYPE_CHECKING:
         parse_location,
         parse_reference,
     )
+    from cachescope.core.registry_rules import (
+        detect_target,
+    )
     from cachescope.core.session import (
         TagSummary,
         inspect,
@@ -74,6 +84,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "AuthError": "cachescope.core.errors",
+    "BuildkitVersion": "cachescope.core.diagnose",
     "BuildxCacheSpec": "cachescope.core.model.reference",
     "CacheReport": "cachescope.core.analysis",
     "CachescopeError": "cachescope.core.errors",
@@ -82,6 +93,7 @@ _EXPORTS: dict[str, str] = {
     "DeepLayerCheck": "cachescope.core.analysis",
     "Digest": "cachescope.core.model.digest",
     "DigestMismatch": "cachescope.core.errors",
+    "Finding": "cachescope.core.diagnose",
     "FormatError": "cachescope.core.errors",
     "IntegrityError": "cachescope.core.errors",
     "InvalidReference": "cachescope.core.errors",
@@ -110,6 +122,10 @@ _EXPORTS: dict[str, str] = {
     "Warning_": "cachescope.core.analysis",
     "__version__": "cachescope.core.version",
     "analyze": "cachescope.core.analysis",
+    "detect_target": "cachescope.core.registry_rules",
+    "diagnose_error_text": "cachescope.core.diagnose",
+    "diagnose_report": "cachescope.core.diagnose",
+    "diagnose_spec": "cachescope.core.diagnose",
     "inspect": "cachescope.core.session",
     "list_repositories": "cachescope.core.session",
     "list_tags": "cachescope.core.session",
@@ -122,6 +138,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AuthError",
+    "BuildkitVersion",
     "BuildxCacheSpec",
     "CacheReport",
     "CachescopeError",
@@ -130,6 +147,7 @@ __all__ = [
     "DeepLayerCheck",
     "Digest",
     "DigestMismatch",
+    "Finding",
     "FormatError",
     "IntegrityError",
     "InvalidReference",
@@ -158,6 +176,10 @@ __all__ = [
     "Warning_",
     "__version__",
     "analyze",
+    "detect_target",
+    "diagnose_error_text",
+    "diagnose_report",
+    "diagnose_spec",
     "inspect",
     "list_repositories",
     "list_tags",

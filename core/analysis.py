@@ -342,8 +342,9 @@ def _record_rows(
     for i, record in enumerate(config.records):
         created: datetime | None = None
         if record.results or record.chains:
-            for item in (*record.results, *record.chains):
-                t = parse_go_time(item.created_at)
+            stamps = [r.created_at for r in record.results] + [c.created_at for c in record.chains]
+            for stamp in stamps:
+                t = parse_go_time(stamp)
                 if t is not None and (created is None or t > created):
                     created = t
         resolved = chains_by_record.get(i)

@@ -31,7 +31,9 @@ def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def severity_label(severity: str, stream: TextIO = sys.stdout) -> str:
+def severity_label(severity: str, stream: TextIO | None = None) -> str:
+    """Coloured for a terminal; the stream is looked up at call time (tests swap sys.stdout)."""
+    stream = sys.stdout if stream is None else stream
     label = f"{severity:<7}"
     if use_colour(stream):
         return f"\x1b[{_SEVERITY_COLOUR.get(severity, '0')}m{label}\x1b[0m"
