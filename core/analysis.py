@@ -69,6 +69,8 @@ class LayerRow:
 
 @dataclass(frozen=True, slots=True)
 class RecordRow:
+    """One record of the graph, as the records table and tree show it."""
+
     index: int
     digest: str
     inputs: tuple[tuple[tuple[int, str], ...], ...]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cachescope.core.analysis import CacheReport, DeepLayerCheck, analyze
-from cachescope.core.deepcheck import deep_check
 from cachescope.core.errors import CachescopeError
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.digest import Digest
@@ -66,6 +65,8 @@ async def inspect(
         cache = await load_cache(store, ref.reference)
         checks: Mapping[Digest, DeepLayerCheck] | None = None
         if deep:
+            from cachescope.core.deepcheck import deep_check  # noqa: PLC0415 - codecs load only for --deep
+
             checks = await deep_check(store, cache, on_layer=on_layer)
     return analyze(cache, checks)
 
