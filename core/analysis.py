@@ -119,7 +119,7 @@ class CacheReport:
     config_size: int | None
     image_config_digest: Digest | None
     layers: tuple[LayerRow, ...]
-    records: tuple[RecordRow, ...]
+    rows: _LazyRows = field(repr=False, compare=False)
     record_stats: RecordStats
     mode: ModeInference
     compressed_size: int
@@ -128,6 +128,11 @@ class CacheReport:
     warnings: tuple[Warning_, ...]
     platform: str | None = None
     deep: bool = False
+
+    @property
+    def records(self) -> tuple[RecordRow, ...]:
+        """Every record as a row, built on first use (see _LazyRows)."""
+        return self.rows.get()
 
     @property
     def unique_blobs(self) -> int:
@@ -156,7 +161,7 @@ def analyze(cache: LoadedCache, deep: Mapping[Digest, DeepLayerCheck] | None = N
             for li in chain:
                 used_by.setdefault(li, []).append(r)
     layers = tuple(_layer_row(cache, i, used_by.get(i, []), deep) for i in range(len(config.layers)))
-    records, stats, record_warnings = _record_rows(config, chains_by_record)
+    records, stats, record_warnings = _record_graph(config, chains_by_record)
     warnings += record_warnings
     warnings += _layer_warnings(cache, layers, deep is not None)
     warnings += _size_warnings(cache)
@@ -197,7 +202,7 @@ def analyze(cache: LoadedCache, deep: Mapping[Digest, DeepLayerCheck] | None = N
         config_size=cache.config_descriptor.size if cache.config_descriptor else None,
         image_config_digest=cache.image_config_descriptor.digest if cache.image_config_descriptor else None,
         layers=layers,
-        records=records,
+        rows=records,
         record_stats=stats,
         mode=infer_mode(cache, chains_by_record),
         compressed_size=compressed,
@@ -313,15 +318,62 @@ def _graph_warning(message: str, subject: str) -> Warning_:
     return Warning_("CS-GRAPH-INVALID", "error", f"{message}; BuildKit rejects the whole cache on import", subject)
 
 
-def _record_rows(
+class _LazyRows:
+    """Builds the per-record rows on first use: `inspect --json` needs only the graph's
+    statistics, and a 10,000-record cache spends most of its analysis on rows."""
+
+    __slots__ = ("_chains", "_config", "_depth", "_linked", "_rows")
+
+    def __init__(
+        self, config: CacheConfig, chains: Mapping[int, list[list[int]]], depth: list[int], linked: set[int]
+    ) -> None:
+        self._config, self._chains, self._depth, self._linked = config, chains, depth, linked
+        self._rows: tuple[RecordRow, ...] | None = None
+
+    def get(self) -> tuple[RecordRow, ...]:
+        if self._rows is None:
+            self._rows = self._build()
+        return self._rows
+
+    def _build(self) -> tuple[RecordRow, ...]:
+        rows = []
+        no_chains: tuple[tuple[int, ...], ...] = ()
+        for i, record in enumerate(self._config.records):
+            created: datetime | None = None
+            if record.results or record.chains:
+                stamps = [r.created_at for r in record.results] + [c.created_at for c in record.chains]
+                for stamp in stamps:
+                    t = parse_go_time(stamp)
+                    if t is not None and (created is None or t > created):
+                        created = t
+            resolved = self._chains.get(i)
+            rows.append(
+                RecordRow(
+                    i,
+                    record.digest,
+                    tuple([tuple([(x.link, x.selector) for x in slot]) for slot in record.inputs]),
+                    tuple([tuple(c) for c in resolved]) if resolved else no_chains,
+                    created,
+                    self._depth[i],
+                    not record.inputs,
+                    i not in self._linked,
+                )
+            )
+        return tuple(rows)
+
+
+def _record_graph(
     config: CacheConfig, chains_by_record: Mapping[int, list[list[int]]]
-) -> tuple[tuple[RecordRow, ...], RecordStats, list[Warning_]]:
+) -> tuple[_LazyRows, RecordStats, list[Warning_]]:
     warnings: list[Warning_] = []
     n = len(config.records)
     linked: set[int] = set()
     parents: list[list[int]] = []
+    roots = 0
     for i, record in enumerate(config.records):
         deps: list[int] = []
+        if not record.inputs:
+            roots += 1
         for s, slot in enumerate(record.inputs):
             if not slot:
                 warnings.append(_graph_warning(f"record {i}: invalid empty input {s}", f"record {i}"))
@@ -339,37 +391,14 @@ def _record_rows(
                 )
             )
     depth = _depths(parents, warnings)
-    rows = []
-    no_chains: tuple[tuple[int, ...], ...] = ()
-    for i, record in enumerate(config.records):
-        created: datetime | None = None
-        if record.results or record.chains:
-            stamps = [r.created_at for r in record.results] + [c.created_at for c in record.chains]
-            for stamp in stamps:
-                t = parse_go_time(stamp)
-                if t is not None and (created is None or t > created):
-                    created = t
-        resolved = chains_by_record.get(i)
-        rows.append(
-            RecordRow(
-                i,
-                record.digest,
-                tuple([tuple([(x.link, x.selector) for x in slot]) for slot in record.inputs]),
-                tuple([tuple(c) for c in resolved]) if resolved else no_chains,
-                created,
-                depth[i],
-                not record.inputs,
-                i not in linked,
-            )
-        )
     stats = RecordStats(
         count=n,
-        roots=sum(1 for r in rows if r.is_root),
-        leaves=sum(1 for r in rows if r.is_leaf),
+        roots=roots,
+        leaves=n - len(linked),
         depth=max(depth, default=0),
-        with_results=sum(1 for r in rows if r.chains),
+        with_results=sum(1 for chains in chains_by_record.values() if chains),
     )
-    return tuple(rows), stats, warnings
+    return _LazyRows(config, chains_by_record, depth, linked), stats, warnings
 
 
 def _depths(parents: Sequence[Sequence[int]], warnings: list[Warning_]) -> list[int]:
