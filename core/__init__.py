@@ -67,6 +67,43 @@ if TYPE_CHECKING:
         parse_location,
         parse_reference,
     )
+    from cachescope.core.ops.plan import (
+        OpResult,
+        Plan,
+        Step,
+    )
+    from cachescope.core.ops.progress import (
+        Progress,
+        ProgressEvent,
+        StepDone,
+    )
+    from cachescope.core.ops.prune import (
+        parse_duration,
+        parse_size,
+        plan_prune,
+        plan_prune_local,
+        plan_prune_registry,
+    )
+    from cachescope.core.ops.recompress import (
+        RecompressOptions,
+        plan_recompress,
+    )
+    from cachescope.core.ops.reexport import (
+        plan_reexport,
+    )
+    from cachescope.core.ops.trim import (
+        TrimSelection,
+        plan_trim,
+        select_trim,
+    )
+    from cachescope.core.ops.verify import (
+        VerifyFailure,
+        VerifyReport,
+        verify_cache,
+    )
+    from cachescope.core.ops.writer import (
+        open_destination,
+    )
     from cachescope.core.registry_rules import (
         detect_target,
     )
@@ -105,8 +142,13 @@ _EXPORTS: dict[str, str] = {
     "NetworkError": "cachescope.core.errors",
     "NotACache": "cachescope.core.errors",
     "NotFound": "cachescope.core.errors",
+    "OpResult": "cachescope.core.ops.plan",
+    "Plan": "cachescope.core.ops.plan",
     "PlanError": "cachescope.core.errors",
     "PlanStale": "cachescope.core.errors",
+    "Progress": "cachescope.core.ops.progress",
+    "ProgressEvent": "cachescope.core.ops.progress",
+    "RecompressOptions": "cachescope.core.ops.recompress",
     "RecordRow": "cachescope.core.analysis",
     "RecordStats": "cachescope.core.analysis",
     "Ref": "cachescope.core.model.reference",
@@ -115,10 +157,15 @@ _EXPORTS: dict[str, str] = {
     "RegistryHost": "cachescope.core.model.reference",
     "RegistryRef": "cachescope.core.model.reference",
     "SizeMismatch": "cachescope.core.errors",
+    "Step": "cachescope.core.ops.plan",
+    "StepDone": "cachescope.core.ops.progress",
     "StoreError": "cachescope.core.errors",
     "TagSummary": "cachescope.core.session",
     "TooLarge": "cachescope.core.errors",
+    "TrimSelection": "cachescope.core.ops.trim",
     "UsageError": "cachescope.core.errors",
+    "VerifyFailure": "cachescope.core.ops.verify",
+    "VerifyReport": "cachescope.core.ops.verify",
     "Warning_": "cachescope.core.analysis",
     "__version__": "cachescope.core.version",
     "analyze": "cachescope.core.analysis",
@@ -129,11 +176,22 @@ _EXPORTS: dict[str, str] = {
     "inspect": "cachescope.core.session",
     "list_repositories": "cachescope.core.session",
     "list_tags": "cachescope.core.session",
+    "open_destination": "cachescope.core.ops.writer",
     "open_store": "cachescope.core.session",
     "parse_buildx_spec": "cachescope.core.model.reference",
+    "parse_duration": "cachescope.core.ops.prune",
     "parse_location": "cachescope.core.model.reference",
     "parse_reference": "cachescope.core.model.reference",
+    "parse_size": "cachescope.core.ops.prune",
+    "plan_prune": "cachescope.core.ops.prune",
+    "plan_prune_local": "cachescope.core.ops.prune",
+    "plan_prune_registry": "cachescope.core.ops.prune",
+    "plan_recompress": "cachescope.core.ops.recompress",
+    "plan_reexport": "cachescope.core.ops.reexport",
+    "plan_trim": "cachescope.core.ops.trim",
     "read_cache": "cachescope.core.session",
+    "select_trim": "cachescope.core.ops.trim",
+    "verify_cache": "cachescope.core.ops.verify",
 }
 
 __all__ = [
@@ -159,8 +217,13 @@ __all__ = [
     "NetworkError",
     "NotACache",
     "NotFound",
+    "OpResult",
+    "Plan",
     "PlanError",
     "PlanStale",
+    "Progress",
+    "ProgressEvent",
+    "RecompressOptions",
     "RecordRow",
     "RecordStats",
     "Ref",
@@ -169,10 +232,15 @@ __all__ = [
     "RegistryHost",
     "RegistryRef",
     "SizeMismatch",
+    "Step",
+    "StepDone",
     "StoreError",
     "TagSummary",
     "TooLarge",
+    "TrimSelection",
     "UsageError",
+    "VerifyFailure",
+    "VerifyReport",
     "Warning_",
     "__version__",
     "analyze",
@@ -183,11 +251,22 @@ __all__ = [
     "inspect",
     "list_repositories",
     "list_tags",
+    "open_destination",
     "open_store",
     "parse_buildx_spec",
+    "parse_duration",
     "parse_location",
     "parse_reference",
+    "parse_size",
+    "plan_prune",
+    "plan_prune_local",
+    "plan_prune_registry",
+    "plan_recompress",
+    "plan_reexport",
+    "plan_trim",
     "read_cache",
+    "select_trim",
+    "verify_cache",
 ]
 
 

@@ -8,10 +8,13 @@ gzip members and zstd layers may hold several frames.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import queue
 import struct
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+import threading
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import IO, Final, Protocol, cast
 
 import zstandard
 from isal import isal_zlib
@@ -155,16 +158,18 @@ async def iter_decompressed(chunks: AsyncIterable[bytes], compression: Compressi
 DEFAULT_ZSTD_LEVEL: Final = 3
 ZSTD_LEVELS: Final = range(1, 23)
 GZIP_LEVELS: Final = range(0, 10)
-DECODE_SLICE: Final = 256 * 1024
-"""Input fed to a decoder per call: bounds the output of one call for ordinary layers."""
-_QUEUE_DEPTH: Final = 4
+PLAIN_PIECE: Final = 256 * 1024
+"""Most decompressed bytes produced at once, whatever the compression ratio (zeros, RLE blocks)."""
+ZSTD_JOB_BYTES: Final = 2 * 1024 * 1024
+"""Input per zstd worker job when compressing with threads."""
+_PIPE_DEPTH: Final = 4
+_POLL: Final = 0.1
 
 
 def isal_level(gzip_level: int | None) -> int:
     """ISA-L has levels 0-3; map gzip's 0-9 onto them (default: ISA-L's own default, 2)."""
     if gzip_level is None:
-        default: int = isal_zlib.ISAL_DEFAULT_COMPRESSION
-        return default
+        return isal_zlib.ISAL_DEFAULT_COMPRESSION
     return min(3, (gzip_level + 2) // 3)
 
 
@@ -193,28 +198,32 @@ class GzipEncoder:
         self._obj = isal_zlib.compressobj(isal_level(level), isal_zlib.DEFLATED, 31)
 
     def feed(self, chunk: bytes) -> bytes:
-        out: bytes = self._obj.compress(chunk)
-        return out
+        return self._obj.compress(chunk)
 
     def finish(self) -> bytes:
-        out: bytes = self._obj.flush()
-        return out
+        return self._obj.flush()
 
 
 class ZstdEncoder:
     """One zstd frame; with threads > 0, zstd compresses on its own worker threads."""
 
     def __init__(self, level: int | None = None, threads: int = 0) -> None:
-        params = zstandard.ZstdCompressor(level=level or DEFAULT_ZSTD_LEVEL, threads=threads, write_checksum=True)
-        self._obj = params.compressobj()
+        if threads > 0:
+            # zstd's default job size at low levels hands back tens of MiB at once (and holds as
+            # much); small jobs keep memory flat for a ~2% larger blob.
+            params = zstandard.ZstdCompressionParameters.from_level(
+                level or DEFAULT_ZSTD_LEVEL, threads=threads, job_size=ZSTD_JOB_BYTES, write_checksum=True
+            )
+            compressor = zstandard.ZstdCompressor(compression_params=params)
+        else:
+            compressor = zstandard.ZstdCompressor(level=level or DEFAULT_ZSTD_LEVEL, write_checksum=True)
+        self._obj = compressor.compressobj()
 
     def feed(self, chunk: bytes) -> bytes:
-        out: bytes = self._obj.compress(chunk)
-        return out
+        return self._obj.compress(chunk)
 
     def finish(self) -> bytes:
-        out: bytes = self._obj.flush()
-        return out
+        return self._obj.flush()
 
 
 class IdentityEncoder:
@@ -248,6 +257,148 @@ class TranscodeStats:
     """True when the digest came from decompressing the new bytes (not the old ones)."""
 
 
+# -- bounded, pull-based decompression (pipeline threads) ---------------------------------------
+
+
+class _Aborted(Exception):
+    """The pipeline is shutting down (failure elsewhere, or the consumer went away)."""
+
+
+_END: Final = b""
+"""End of a pipe (pipes never carry empty chunks)."""
+
+
+class _Pipe:
+    """A bounded queue between pipeline threads that every side can abort."""
+
+    def __init__(self, abort: threading.Event, depth: int = _PIPE_DEPTH) -> None:
+        self._queue: queue.Queue[bytes] = queue.Queue(depth)
+        self._abort = abort
+
+    def put(self, item: bytes) -> None:
+        while True:
+            if self._abort.is_set():
+                raise _Aborted
+            try:
+                self._queue.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> bytes:
+        while True:
+            if self._abort.is_set():
+                raise _Aborted
+            try:
+                return self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self.get()) != _END:
+            yield item
+
+
+class _ToThread:
+    """Loop -> thread: the event loop puts without blocking a thread; the worker thread gets."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, abort: threading.Event, depth: int = _PIPE_DEPTH) -> None:
+        self._loop = loop
+        self._slots = asyncio.Semaphore(depth)
+        self._pipe = _Pipe(abort, depth + 1)
+
+    async def put(self, item: bytes) -> None:
+        await self._slots.acquire()
+        self._pipe.put(item)  # never blocks: a slot was free
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self._pipe:
+            self._loop.call_soon_threadsafe(self._slots.release)
+            yield item
+
+
+class _ToLoop:
+    """Thread -> loop: the worker thread blocks while the loop is behind; the loop awaits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, abort: threading.Event, depth: int = _PIPE_DEPTH) -> None:
+        self._loop = loop
+        self._abort = abort
+        self._slots = threading.Semaphore(depth)
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def put(self, item: bytes) -> None:
+        while not self._slots.acquire(timeout=_POLL):
+            if self._abort.is_set():
+                raise _Aborted
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def wake(self) -> None:
+        """Unblock `get` after a failure (callable from any thread)."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    async def get(self) -> bytes | None:
+        """The next item, `_END` at the end, None when the pipeline failed."""
+        item = await self._queue.get()
+        self._slots.release()
+        return item
+
+
+class _IterReader:
+    """The file-like object zstandard's stream_reader pulls from, over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - whole chunks are fine for zstd
+        return next(self._chunks, b"")
+
+
+def _iter_gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Multi-member gzip in pieces of at most PLAIN_PIECE bytes (ISA-L's max_length)."""
+    obj = isal_zlib.decompressobj(wbits=31)
+    started = False
+    for chunk in chunks:
+        data = chunk
+        while data:
+            started = True
+            try:
+                out = obj.decompress(data, PLAIN_PIECE)
+            except Exception as exc:  # isal_zlib.error: untyped in isal's stubs
+                raise CodecError(f"gzip stream is corrupt: {exc}") from exc
+            if out:
+                yield out
+            if obj.eof:
+                data = obj.unused_data
+                obj = isal_zlib.decompressobj(wbits=31)
+                started = False
+            else:
+                data = obj.unconsumed_tail
+    if started and not obj.eof:
+        raise CodecError("gzip stream is truncated")
+
+
+def _iter_unzstd(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Multi-frame zstd in pieces of at most PLAIN_PIECE bytes."""
+    reader = zstandard.ZstdDecompressor().stream_reader(cast("IO[bytes]", _IterReader(chunks)), read_across_frames=True)
+    try:
+        while out := reader.read(PLAIN_PIECE):
+            yield out
+    except zstandard.ZstdError as exc:
+        raise CodecError(f"zstd stream is corrupt: {exc}") from exc
+
+
+def iter_plain(compression: Compression, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Decompress a blocking stream of chunks; output pieces are bounded, so memory is too."""
+    if compression in ("gzip", "estargz"):
+        return _iter_gunzip(chunks)
+    if compression == "zstd":
+        return _iter_unzstd(chunks)
+    return chunks
+
+
+# -- the transcoder --------------------------------------------------------------------------------
+
+
 async def iter_transcoded(
     chunks: AsyncIterable[bytes],
     target: Compression,
@@ -261,102 +412,101 @@ async def iter_transcoded(
 ) -> AsyncGenerator[bytes, None]:
     """Decompress a layer stream and compress it as `target`, chunk by chunk, in constant memory.
 
-    Reading, decompressing, compressing and hashing run as separate stages joined by small
-    queues, each doing its CPU work in a worker thread, so they overlap and the event loop
-    stays free. The source compression is sniffed from the bytes. With `verify`, the new
-    bytes are decompressed again and that stream is hashed (so the digest proves the new
-    blob, not the old one); otherwise the old stream is hashed. With
-    `expected_uncompressed`, a different digest raises DigestMismatch before the last chunk
-    is yielded, so a verifying writer never commits a wrong blob.
+    Two worker threads joined by small bounded queues do the CPU work while the event loop
+    only moves chunks: one decompresses and compresses (zstd adds its own worker threads),
+    the other hashes the uncompressed stream. With `verify` that stream comes from
+    decompressing the new bytes again, so the digest proves the new blob, not the old one.
+    The source compression is sniffed from the bytes. With `expected_uncompressed`, a
+    different digest raises DigestMismatch before the last chunk is yielded, so a writer
+    that commits at the end never commits a wrong blob.
     """
     stats = stats if stats is not None else TranscodeStats()
     encoder = encoder_for(target, level=level, threads=threads)
-    raw_q: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
-    plain_q: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
-    hash_q: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
-    out_q: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
+    loop = asyncio.get_running_loop()
+    abort = threading.Event()
+    raw, out, check = _ToThread(loop, abort), _ToLoop(loop, abort), _Pipe(abort)
     hasher = Hasher("sha256")
+    errors: list[BaseException] = []
 
-    async def read() -> None:
-        async for chunk in chunks:
-            if on_input is not None:
-                on_input(len(chunk))
-            if chunk:
-                await raw_q.put(chunk)
-        await raw_q.put(None)
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except _Aborted:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the event loop, raised there
+                errors.append(exc)
+                abort.set()
+                out.wake()
 
-    async def decode() -> None:
-        decoder: Decoder | None = None
-        while (chunk := await raw_q.get()) is not None:
-            if decoder is None:
-                stats.source_compression = sniff_compression(chunk[:8])
-                decoder = decoder_for(stats.source_compression)
-            for start in range(0, len(chunk), DECODE_SLICE):
-                out = await asyncio.to_thread(decoder.feed, chunk[start : start + DECODE_SLICE])
-                if out:
-                    await plain_q.put(out)
-                    if not verify:
-                        await hash_q.put(out)
-        if decoder is not None:
-            rest = decoder.finish()
-            if rest:
-                await plain_q.put(rest)
-                if not verify:
-                    await hash_q.put(rest)
-        await plain_q.put(None)
-        if not verify:
-            await hash_q.put(None)
+        return run
 
-    async def encode() -> None:
-        while (data := await plain_q.get()) is not None:
-            out = await asyncio.to_thread(encoder.feed, data)
-            if out:
-                await out_q.put(out)
+    def transcode() -> None:
+        source = iter(raw)
+        first = next(source, _END)
+        stats.source_compression = sniff_compression(first[:8])
+        if not first:
+            plain_stream: Iterator[bytes] = iter(())
+        else:
+            plain_stream = iter_plain(stats.source_compression, itertools.chain((first,), source))
+        for plain in plain_stream:
+            if not verify:
+                check.put(plain)
+            data = encoder.feed(plain)
+            if data:
+                out.put(data)
                 if verify:
-                    await hash_q.put(out)
-        out = await asyncio.to_thread(encoder.finish)
-        if out:
-            await out_q.put(out)
+                    check.put(data)
+        data = encoder.finish()
+        if data:
+            out.put(data)
             if verify:
-                await hash_q.put(out)
-        await out_q.put(None)
-        if verify:
-            await hash_q.put(None)
+                check.put(data)
+        out.put(_END)
+        check.put(_END)
 
-    async def digest() -> None:
-        check = decoder_for(target) if verify else IdentityDecoder()
+    def digest() -> None:
+        stream = iter_plain(target, iter(check)) if verify else iter(check)
+        for plain in stream:
+            hasher.update(plain)
 
-        def absorb(data: bytes) -> None:
-            plain = check.feed(data)
-            if plain:
-                hasher.update(plain)
+    workers = [
+        threading.Thread(target=guarded(transcode), name="cachescope-transcode", daemon=True),
+        threading.Thread(target=guarded(digest), name="cachescope-digest", daemon=True),
+    ]
+    for worker in workers:
+        worker.start()
 
-        while (data := await hash_q.get()) is not None:
-            await asyncio.to_thread(absorb, data)
-        hasher.update(check.finish())
+    async def feed() -> None:
+        try:
+            async for chunk in chunks:
+                if on_input is not None:
+                    on_input(len(chunk))
+                if chunk:
+                    await raw.put(chunk)
+            await raw.put(_END)
+        except _Aborted:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+            abort.set()
+            out.wake()
+            raise
 
-    tasks = [asyncio.ensure_future(stage()) for stage in (read, decode, encode, digest)]
-    failed = asyncio.gather(*tasks)
+    feeder = asyncio.ensure_future(feed())
     try:
         pending: bytes | None = None
-        while True:
-            if failed.done():
-                failed.result()  # raises if a stage failed; else the rest is queued
-                item = await out_q.get()
-            else:
-                getter = asyncio.ensure_future(out_q.get())
-                waiters: set[asyncio.Future[Any]] = {getter, failed}
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    continue
-                item = getter.result()
-            if item is None:
-                break
+        while (item := await out.get()) is not None and item != _END:
             if pending is not None:
                 yield pending
             pending = item
-        await failed
+        if errors:
+            feeder.cancel()  # it may wait for room the failed thread will never make
+        await asyncio.gather(feeder, return_exceptions=True)
+        for worker in workers:
+            await asyncio.to_thread(worker.join)
+        if errors:
+            raise errors[0]
         stats.uncompressed_digest = hasher.digest()
         stats.uncompressed_size = hasher.size
         stats.verified = verify
@@ -367,8 +517,8 @@ async def iter_transcoded(
         if pending is not None:
             yield pending
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if failed.done() and not failed.cancelled():
-            failed.exception()  # retrieved: the error (if any) was raised or is moot
+        abort.set()
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        for worker in workers:
+            await asyncio.to_thread(worker.join)

@@ -1,0 +1,1 @@
+"""Operations that change caches, each planned (reads only) before it is applied."""
