@@ -105,6 +105,7 @@ if TYPE_CHECKING:
         open_destination,
     )
     from cachescope.core.registry_rules import (
+        TARGET_NAMES,
         detect_target,
     )
     from cachescope.core.session import (
@@ -160,6 +161,7 @@ _EXPORTS: dict[str, str] = {
     "Step": "cachescope.core.ops.plan",
     "StepDone": "cachescope.core.ops.progress",
     "StoreError": "cachescope.core.errors",
+    "TARGET_NAMES": "cachescope.core.registry_rules",
     "TagSummary": "cachescope.core.session",
     "TooLarge": "cachescope.core.errors",
     "TrimSelection": "cachescope.core.ops.trim",
@@ -195,6 +197,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "TARGET_NAMES",
     "AuthError",
     "BuildkitVersion",
     "BuildxCacheSpec",

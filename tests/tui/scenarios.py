@@ -1,0 +1,197 @@
+"""One scenario per screen, shared by the snapshot tests and `export_screenshots`.
+
+Each scenario prepares its data in the current directory (relative references keep
+machine paths out of the pictures), builds the app, and drives it to the state shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from cachescope.tui.app import CachescopeApp
+from cachescope.tui.sample import SAMPLE_CACHE
+from tests.conftest import fixture_dir
+
+SIZE = (100, 30)
+REGISTRY_HOST = "registry.example.com"
+REGISTRY_REPOSITORIES = ["team/api-cache", "team/web-cache", "team/worker-cache", "tools/ci-cache"]
+
+
+def copy_layout(source: str, name: str, *, extra_blob: bool = False) -> str:
+    """Copy the sample or a fixture to ./NAME (writable); returns `oci:NAME`."""
+    origin = SAMPLE_CACHE if source == "sample" else fixture_dir(source)
+    dest = Path(name)
+    shutil.copytree(origin, dest)
+    for path in dest.rglob("*"):
+        path.chmod(0o644 if path.is_file() else 0o755)
+    if extra_blob:
+        data = b"an orphaned blob left behind by an earlier export\n" * 100
+        (dest / "blobs" / "sha256" / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    return f"oci:{name}"
+
+
+async def until(pilot: Pilot[object], predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("timed out waiting for the UI")
+        await pilot.pause(0.05)
+        waited += 0.05
+    await pilot.pause(0.1)
+
+
+def _screen(app: CachescopeApp) -> str:
+    return type(app.screen).__name__
+
+
+async def cache_ready(pilot: Pilot[object]) -> None:
+    app = pilot.app
+    await until(pilot, lambda: _screen(app) == "CacheScreen" and getattr(app.screen, "report", None) is not None)
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+
+
+async def tags_ready(pilot: Pilot[object]) -> None:
+    app = pilot.app
+    await until(
+        pilot,
+        lambda: (
+            _screen(app) == "TagsScreen"
+            and getattr(app.screen, "unreferenced", None) is not None
+            and len(getattr(app.screen, "reports", {})) == len(getattr(app.screen, "tags", {})) > 0
+        ),
+    )
+    await pilot.pause(0.2)
+
+
+async def op_state(pilot: Pilot[object], state: str) -> None:
+    app = pilot.app
+    await until(pilot, lambda: _screen(app) == "OperationScreen" and getattr(app.screen, "state", "") == state)
+
+
+Steps = Callable[[Pilot[object]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    setup: Callable[[], str | None]
+    steps: Steps
+    size: tuple[int, int] = SIZE
+    theme: str | None = None
+    fake_registry: bool = False
+
+    def app(self) -> CachescopeApp:
+        return CachescopeApp(self.setup(), theme=self.theme)
+
+
+def _sample() -> str:
+    return copy_layout("sample", "sample") + ":latest"
+
+
+def _local() -> str:
+    return copy_layout("multi-tag", "cache", extra_blob=True)
+
+
+async def _open(pilot: Pilot[object]) -> None:
+    await cache_ready(pilot)
+    await pilot.press("o")
+    field = pilot.app.screen.query_one("#ref-input")
+    field.cursor_blink = False  # type: ignore[attr-defined]  # a blinking cursor differs between runs
+    await pilot.pause(0.2)
+
+
+async def _records(pilot: Pilot[object]) -> None:
+    await cache_ready(pilot)
+    await pilot.press("2", "l", "j")
+    await pilot.pause(0.2)
+
+
+async def _config(pilot: Pilot[object]) -> None:
+    await cache_ready(pilot)
+    await pilot.press("4")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+
+
+async def _diagnose(pilot: Pilot[object]) -> None:
+    await cache_ready(pilot)
+    await pilot.press("d")
+    await until(pilot, lambda: bool(pilot.app.screen.query(".finding")))
+
+
+async def _help(pilot: Pilot[object]) -> None:
+    await cache_ready(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause(0.2)
+
+
+async def _prune_plan(pilot: Pilot[object]) -> None:
+    await tags_ready(pilot)
+    await pilot.press("p")
+    await op_state(pilot, "planned")
+
+
+async def _prune_confirm(pilot: Pilot[object]) -> None:
+    await _prune_plan(pilot)
+    await pilot.press("a")
+    await until(pilot, lambda: _screen(pilot.app) == "ConfirmPlan")
+
+
+async def _prune_result(pilot: Pilot[object]) -> None:
+    await _prune_confirm(pilot)
+    await pilot.press("y")
+    await op_state(pilot, "finished")
+    pilot.app.clear_notifications()
+    await pilot.pause(0.2)
+
+
+async def _recompress_plan(pilot: Pilot[object]) -> None:
+    await cache_ready(pilot)
+    await pilot.press("c")
+    await op_state(pilot, "planned")
+
+
+async def _registry(pilot: Pilot[object]) -> None:
+    await until(
+        pilot, lambda: _screen(pilot.app) == "RegistryScreen" and bool(getattr(pilot.app.screen, "repositories", []))
+    )
+
+
+async def _error(pilot: Pilot[object]) -> None:
+    await until(
+        pilot,
+        lambda: bool(pilot.app.screen.query("#error-panel")) and pilot.app.screen.query_one("#error-panel").display,
+    )
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("cache-view", "Cache view: header, sortable layers, detail pane", _sample, cache_ready),
+    Scenario("records-tree", "Records tree, first result expanded", _sample, _records),
+    Scenario("config-json", "Raw cache config, highlighted", _sample, _config),
+    Scenario("diagnose", "Diagnose pane with findings and fixes", _sample, _diagnose),
+    Scenario("open", "Open screen: type a reference, recent list", _sample, _open),
+    Scenario("help", "Help: every key of the cache view", _sample, _help),
+    Scenario("local-browser", "Local directory: tags and reclaimable blobs", _local, tags_ready),
+    Scenario("prune-plan", "Prune plan", _local, _prune_plan),
+    Scenario("prune-confirm", "Confirmation before deleting", _local, _prune_confirm),
+    Scenario("prune-result", "Result summary", _local, _prune_result),
+    Scenario("recompress-plan", "Recompress plan with options", _sample, _recompress_plan),
+    Scenario("registry-browser", "Registry catalog", lambda: REGISTRY_HOST, _registry, fake_registry=True),
+    Scenario("error", "A cache that cannot be read: error panel", lambda: "oci:missing:latest", _error),
+    Scenario("cache-view-80x24", "Cache view at 80x24", _sample, cache_ready, size=(80, 24)),
+    Scenario("cache-view-light", "Cache view, light theme", _sample, cache_ready, theme="textual-light"),
+)
+
+
+async def fake_list_repositories(host: object, **_: object) -> list[str]:
+    return list(REGISTRY_REPOSITORIES)

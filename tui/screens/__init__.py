@@ -1,0 +1,1 @@
+"""Full screens: open, registry and directory browsers, cache view, operations."""

@@ -1,0 +1,296 @@
+"""The cache view: header, layers, records graph, raw JSON, diagnosis and a detail pane."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Select, Static, TabbedContent, TabPane, Tree
+
+from cachescope.core import CacheReport, LayoutRef, LoadedCache, Ref, RegistryRef, analyze, read_cache
+from cachescope.tui.messages import CacheLoaded, FindingsReady
+from cachescope.tui.screens.base import BaseScreen, ErrorPanel
+from cachescope.tui.widgets import diagnosis, humanized
+from cachescope.tui.widgets.cache_header import CacheHeader
+from cachescope.tui.widgets.detail import DetailPane
+from cachescope.tui.widgets.findings import FindingsView
+from cachescope.tui.widgets.json_view import JsonView
+from cachescope.tui.widgets.layer_table import LayerTable
+from cachescope.tui.widgets.records_tree import RecordsTree
+
+TAB_LABELS = {
+    "layers": "Layers",
+    "records": "Records",
+    "manifest": "Manifest",
+    "config": "Config",
+    "diagnose": "Diagnose",
+}
+TABS = tuple(TAB_LABELS)
+
+
+class DiagnosePane(Vertical):
+    """The target registry chooser over the findings list."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(id="diagnose-pane")
+        self.target = target
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="target-bar"):
+            yield Static("target registry", id="target-label")
+            yield Select(diagnosis.target_options(), value=self.target, allow_blank=False, id="target-select")
+        yield FindingsView(id="findings")
+
+
+class CacheScreen(BaseScreen):
+    """One cache, read once; every pane is a view of the same CacheReport."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh", tooltip="Read the cache again", id="refresh"),
+        Binding(
+            "y", "copy_digest", "Copy digest", tooltip="Copy the selected digest to the clipboard", id="copy-digest"
+        ),
+        Binding("d", "diagnose", "Diagnose", tooltip="Findings for a target registry", id="diagnose"),
+        Binding("c", "operation('recompress')", "Recompress", tooltip="Plan recompressing to zstd", id="recompress"),
+        Binding("e", "operation('reexport')", "Re-export", tooltip="Plan copying the cache elsewhere", id="reexport"),
+        Binding("p", "operation('prune')", "Prune", show=False, tooltip="Plan deleting unreferenced blobs", id="prune"),
+        Binding("t", "operation('trim')", "Trim", show=False, tooltip="Plan trimming records to fit", id="trim"),
+        Binding("i", "toggle_detail", "Detail", show=False, tooltip="Show or hide the detail pane", id="toggle-detail"),
+        Binding("1", "show_tab('layers')", "Layers", show=False, tooltip="Layer table", id="tab-layers"),
+        Binding("2", "show_tab('records')", "Records", show=False, tooltip="Records tree", id="tab-records"),
+        Binding("3", "show_tab('manifest')", "Manifest", show=False, tooltip="Manifest JSON", id="tab-manifest"),
+        Binding("4", "show_tab('config')", "Config", show=False, tooltip="Cache config JSON", id="tab-config"),
+        Binding("5", "show_tab('diagnose')", "Findings", show=False, tooltip="Diagnose pane", id="tab-diagnose"),
+    ]
+
+    def __init__(self, ref: Ref, *, tab: str = "layers", browser_below: bool = False) -> None:
+        super().__init__()
+        self.browser_below = browser_below
+        self.ref = ref
+        self.initial_tab = tab
+        self.cache: LoadedCache | None = None
+        self.report: CacheReport | None = None
+        self._json_shown: set[str] = set()
+        self._tree_loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield CacheHeader(id="cache-header")
+        yield ErrorPanel(id="error-panel")
+        with Horizontal(id="cache-body"):
+            with TabbedContent(id="cache-tabs", initial=self.initial_tab):
+                for tab, label in TAB_LABELS.items():
+                    # Only the layers pane is built up front; the others on first view (_ensure_pane),
+                    # which keeps the first paint of a large cache fast.
+                    with TabPane(label, id=tab):
+                        if tab == "layers":
+                            yield LayerTable(id="layer-table")
+            yield DetailPane(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.ref)
+        self.query_one(CacheHeader).show_loading(str(self.ref))
+        self.query_one(DetailPane).show_nothing()
+        self.query_one(ErrorPanel).display = False
+        self.load()
+
+    def action_back(self) -> None:
+        if self.browser_below and isinstance(self.ref, (RegistryRef, LayoutRef)):
+            from cachescope.tui.screens.browser import TagsScreen  # noqa: PLC0415 - cycle
+
+            self.app.switch_screen(TagsScreen(self.ref.with_tag(None)))
+            return
+        super().action_back()
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="load", exit_on_error=False)
+    async def load(self) -> None:
+        # No LoadingIndicator here: its animation competes for the GIL with the read and the
+        # analysis of a large cache; the header says "reading…" instead.
+        cache = await read_cache(self.ref)
+        report = await asyncio.to_thread(analyze, cache)
+        self.post_message(CacheLoaded(cache, report))
+
+    async def on_cache_loaded(self, message: CacheLoaded) -> None:
+        self.cache, self.report = message.cache, message.report
+        self._json_shown.clear()
+        self.clear_error()
+        self.query_one(CacheHeader).show_report(message.report)
+        self.fill(message.report)
+
+    @work(exclusive=True, group="fill", exit_on_error=False)
+    async def fill(self, report: CacheReport) -> None:
+        table = self.query_one(LayerTable)
+        await table.load(report)
+        row = table.selected_row()
+        if row is not None:
+            self.query_one(DetailPane).show_layer(row)
+        self._tree_loaded = False
+        await self._show_tab_content(self.query_one(TabbedContent).active)
+
+    def show_error(self, message: str) -> None:
+        super().show_error(message)
+        self.query_one(CacheHeader).show_failed(str(self.ref), message)
+
+    # -- tabs -------------------------------------------------------------------------------
+
+    @on(TabbedContent.TabActivated)
+    async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or ""
+        await self._show_tab_content(tab)
+        self._focus_tab(tab)
+
+    async def _ensure_pane(self, tab: str) -> None:
+        pane = self.query_one(f"TabPane#{tab}", TabPane)
+        if pane.children or tab == "layers":
+            return
+        widget: Widget
+        if tab == "records":
+            widget = RecordsTree(id="records-tree")
+        elif tab in {"manifest", "config"}:
+            widget = JsonView(id=f"{tab}-json")
+        else:
+            widget = DiagnosePane(diagnosis.detect(self.ref))
+        await pane.mount(widget)
+
+    async def _show_tab_content(self, tab: str) -> None:
+        for name in TABS:
+            self.set_class(name == tab, f"-tab-{name}")
+        await self._ensure_pane(tab)
+        if self.cache is None:
+            return
+        if tab in {"manifest", "config"} and tab not in self._json_shown:
+            self._json_shown.add(tab)
+            raw = self.cache.document.encode() if tab == "manifest" else self.cache.config.encode()
+            self.show_json(tab, raw)
+        elif tab == "diagnose":
+            self.run_diagnose()
+        elif tab == "records":
+            if not self._tree_loaded and self.report is not None:
+                self._tree_loaded = True
+                self.load_tree(self.report)
+                return
+            record = self.query_one(RecordsTree).selected_record()
+            if record is not None and self.report is not None:
+                self.query_one(DetailPane).show_record(record, self.report)
+        elif tab == "layers":
+            row = self.query_one(LayerTable).selected_row()
+            if row is not None:
+                self.query_one(DetailPane).show_layer(row)
+
+    @work(exclusive=True, group="tree", exit_on_error=False)
+    async def load_tree(self, report: CacheReport) -> None:
+        """The records tree is built the first time its tab is shown (10,000 records cost time)."""
+        tree = self.query_one(RecordsTree)
+        await tree.load(report)
+        record = tree.selected_record()
+        if record is not None and self.query_one(TabbedContent).active == "records":
+            self.query_one(DetailPane).show_record(record, report)
+
+    @work(group="json", exit_on_error=False)
+    async def show_json(self, tab: str, raw: bytes) -> None:
+        await self.query_one(f"#{tab}-json", JsonView).show(raw)
+
+    def action_show_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == tab:
+            self._focus_tab(tab)
+        tabs.active = tab
+
+    def _focus_tab(self, tab: str) -> None:
+        targets = {"layers": "#layer-table", "records": "#records-tree", "diagnose": "#findings"}
+        selector = targets.get(tab)
+        if selector is not None:
+            for widget in self.query(selector):
+                widget.focus()
+
+    # -- selection -> detail ---------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#layer-table")
+    def _layer_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        row = self.query_one(LayerTable).selected_row()
+        if row is not None:
+            self.query_one(DetailPane).show_layer(row)
+
+    @on(DataTable.RowSelected, "#layer-table")
+    def _layer_selected(self, _: DataTable.RowSelected) -> None:
+        self.query_one(DetailPane).display = True
+
+    @on(Tree.NodeHighlighted, "#records-tree")
+    def _record_highlighted(self, _: Tree.NodeHighlighted[int]) -> None:
+        if self.query_one(TabbedContent).active != "records":
+            return
+        record = self.query_one(RecordsTree).selected_record()
+        if record is not None and self.report is not None:
+            self.query_one(DetailPane).show_record(record, self.report)
+
+    def action_toggle_detail(self) -> None:
+        detail = self.query_one(DetailPane)
+        detail.display = not detail.display
+
+    def selected_digest(self) -> str | None:
+        """What `y` copies: the highlighted layer or record, else the manifest."""
+        active = self.query_one(TabbedContent).active
+        if active == "layers":
+            row = self.query_one(LayerTable).selected_row()
+            if row is not None:
+                return str(row.digest)
+        if active == "records" and self.query(RecordsTree):
+            record = self.query_one(RecordsTree).selected_record()
+            if record is not None:
+                return record.digest
+        if active == "config" and self.report is not None and self.report.config_digest is not None:
+            return str(self.report.config_digest)
+        return str(self.report.manifest_digest) if self.report is not None else None
+
+    def action_copy_digest(self) -> None:
+        digest = self.selected_digest()
+        if digest is None:
+            self.notify("nothing to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(digest)
+        self.notify(f"copied {humanized.short_digest(digest, 24)}", title="Clipboard")
+
+    def action_refresh(self) -> None:
+        self.query_one(CacheHeader).show_loading(str(self.ref))
+        self.clear_error()
+        self.load()
+
+    # -- diagnose ---------------------------------------------------------------------------
+
+    def action_diagnose(self) -> None:
+        self.action_show_tab("diagnose")
+
+    @on(Select.Changed, "#target-select")
+    def _target_changed(self, _: Select.Changed) -> None:
+        if self.query_one(TabbedContent).active == "diagnose":
+            self.run_diagnose()
+
+    @work(exclusive=True, group="diagnose", exit_on_error=False)
+    async def run_diagnose(self) -> None:
+        if self.report is None:
+            return
+        target = self.query_one("#target-select", Select).value
+        target_name = target if isinstance(target, str) else ""
+        findings = await asyncio.to_thread(diagnosis.findings, self.report, target_name)
+        self.post_message(FindingsReady(target_name, findings))
+
+    async def on_findings_ready(self, message: FindingsReady) -> None:
+        await self.query_one(FindingsView).show(message.findings)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def action_operation(self, name: str) -> None:
+        from cachescope.tui.screens.ops import start_operation  # noqa: PLC0415 - ops screens load on first use
+
+        if name == "prune":
+            start_operation(self, name, self.ref.with_tag(None), None)
+            return
+        tag = self.report.reference if self.report is not None else self.ref.tag
+        start_operation(self, name, self.ref, tag)

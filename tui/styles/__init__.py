@@ -1,0 +1,1 @@
+"""The app's stylesheet (app.tcss): all layout and colour lives there."""
