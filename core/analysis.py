@@ -129,6 +129,10 @@ class CacheReport:
     platform: str | None = None
     deep: bool = False
 
+    def __repr__(self) -> str:  # short: the full repr of a large cache is slow and unreadable
+        counts = f"layers={len(self.layers)}, warnings={len(self.warnings)}"
+        return f"CacheReport({self.source!r}, form={self.form!r}, {counts})"
+
     @property
     def records(self) -> tuple[RecordRow, ...]:
         """Every record as a row, built on first use (see _LazyRows)."""

@@ -85,6 +85,11 @@ class CacheConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
     raw: bytes = b""
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio and error paths repr results, and the full repr of a
+        # 10,000-record config takes longer than reading it.
+        return f"CacheConfig(layers={len(self.layers)}, records={len(self.records)}, raw={len(self.raw)} bytes)"
+
     def encode(self) -> bytes:
         """The raw bytes if unchanged, else compact JSON with BuildKit's key order and omitempty."""
         return self.raw or encode_cache_config(self)

@@ -32,6 +32,16 @@ class Digest:
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"
 
+    # Digests key most of the analysis' sets and dicts; the generated methods build a
+    # tuple per call, these do not (the hex alone differs between algorithms by length).
+    def __hash__(self) -> int:
+        return hash(self.hex)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Digest:
+            return NotImplemented
+        return self.hex == other.hex and self.algorithm == other.algorithm
+
     @property
     def short(self) -> str:
         """The first 12 hex digits, as `docker images` shows them."""

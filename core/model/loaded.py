@@ -49,6 +49,9 @@ class LoadedCache:
     """Store state of every referenced blob, when it was checked."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def __repr__(self) -> str:  # short: the full repr of a large cache is slow and unreadable
+        return f"LoadedCache({self.source!r}, form={self.form!r}, manifest={self.manifest.digest})"
+
     @property
     def mediatypes(self) -> mt.Family:
         """The wrapper's media-type family: Docker for manifest lists and schema-2 manifests."""
