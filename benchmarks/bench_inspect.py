@@ -34,6 +34,7 @@ from benchmarks.gen_cache import generate_cache  # noqa: E402
 
 
 def _median_wall(cmd: list[str], runs: int) -> float:
+    """Median wall time of `runs` fresh processes; the best run is printed too (less disturbed by load)."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -41,6 +42,7 @@ def _median_wall(cmd: list[str], runs: int) -> float:
         times.append(time.perf_counter() - start)
         if proc.returncode not in (0, 1):  # 1 = error-level warnings (a 10k-record config is over 1 MiB)
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    print(f"  ({' '.join(cmd[3:])}: best of {runs} {min(times) * 1000:.1f} ms)")
     return statistics.median(times)
 
 
