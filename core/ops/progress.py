@@ -4,6 +4,11 @@ Operations report through one callback (`ProgressCallback`); the CLI draws a bar
 a Textual worker posts it as a message. `iter_events` turns a running operation into an
 async iterator for callers that prefer `async for`. Events are snapshots: a consumer that
 drops some (rate limiting, `can_replace`) loses nothing it needs.
+
+A callback that raises fails the operation: the exception (e.g. BrokenPipeError from a
+closed stdout) is raised where the event was reported, and again at every later report of
+any job of that operation, so work running in parallel stops at its next chunk instead of
+running to completion for a caller that is gone.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ class Progress:
     items_done: int
     items_total: int
     elapsed: float
+    subject: str | None = None
+    """The blob (digest string) these bytes were for, on per-blob byte updates; else None."""
+    subject_done: int = 0
+    """Bytes of `subject` done so far (a running total, so a dropped event loses nothing)."""
 
     @property
     def fraction(self) -> float | None:
@@ -88,6 +97,8 @@ class Tracker:
         self.bytes_total = 0
         self.items_done = 0
         self.items_total = 0
+        self._subject_done: dict[str, int] = {}
+        self._failure: Exception | None = None
 
     def begin(
         self, phase: Phase, message: str = "", *, bytes_total: int | None = None, items_total: int | None = None
@@ -100,18 +111,25 @@ class Tracker:
             self.items_total = items_total
         self.emit()
 
-    def add_bytes(self, count: int) -> None:
+    def add_bytes(self, count: int, subject: str | None = None) -> None:
+        """Count `count` more bytes done, for blob `subject` when the work is per blob."""
         self.bytes_done += count
-        self.emit()
+        if self._callback is None:
+            return
+        if subject is None:
+            self.emit()
+            return
+        done = self._subject_done.get(subject, 0) + count
+        self._subject_done[subject] = done
+        self._send(self.snapshot(subject, done))
 
     def step(self, action: str, subject: str, outcome: str, size: int = 0, *, item: bool = True) -> None:
         if item:
             self.items_done += 1
-        if self._callback is not None:
-            self._callback(StepDone(self.operation, action, subject, outcome, size))
+        self._send(StepDone(self.operation, action, subject, outcome, size))
         self.emit()
 
-    def snapshot(self) -> Progress:
+    def snapshot(self, subject: str | None = None, subject_done: int = 0) -> Progress:
         return Progress(
             self.operation,
             self.phase,
@@ -121,11 +139,25 @@ class Tracker:
             self.items_done,
             self.items_total,
             self._clock() - self._start,
+            subject,
+            subject_done,
         )
 
     def emit(self) -> None:
         if self._callback is not None:
-            self._callback(self.snapshot())
+            self._send(self.snapshot())
+
+    def _send(self, event: ProgressEvent) -> None:
+        """Hand `event` to the callback; once the callback has failed, raise its error instead."""
+        if self._failure is not None:
+            raise self._failure
+        if self._callback is None:
+            return
+        try:
+            self._callback(event)
+        except Exception as exc:
+            self._failure = exc
+            raise
 
 
 T = TypeVar("T")

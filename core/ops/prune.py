@@ -491,7 +491,7 @@ async def _apply_local(
             if await asyncio.to_thread(_unlink, path):
                 freed += size
                 count("blobs-deleted")
-                tracker.add_bytes(size)
+                tracker.add_bytes(size, str(digest))
                 tracker.step("delete-blob", str(digest), "deleted", size)
             else:
                 tracker.step("delete-blob", str(digest), "absent")
@@ -508,7 +508,7 @@ async def _apply_local(
         if await asyncio.to_thread(_unlink, temp.path):
             freed += st.st_size
             count("temp-files-deleted")
-            tracker.add_bytes(st.st_size)
+            tracker.add_bytes(st.st_size, str(temp.path))
             tracker.step("delete-blob", str(temp.path), "deleted", st.st_size)
     tracker.begin("done", "finished")
     return OpResult("prune", store.display_name, None, None, outcomes, bytes_freed=freed, notes=tuple(notes))

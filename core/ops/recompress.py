@@ -379,6 +379,7 @@ async def _recompress_blob(
 ) -> Descriptor:
     """Stream one blob through the transcoder into `dst`; the diff ID is checked before commit."""
     expected = _diff_id(desc)
+    subject = str(desc.digest)
     stats = TranscodeStats()
     async with src.open_blob(desc) as chunks:
         stream = iter_transcoded(
@@ -389,7 +390,7 @@ async def _recompress_blob(
             verify=options.verify,
             expected_uncompressed=expected,
             stats=stats,
-            on_input=tracker.add_bytes,
+            on_input=lambda count: tracker.add_bytes(count, subject),
         )
         async with contextlib.aclosing(stream):
             written = await dst.write_blob(stream, media_type=media_type)

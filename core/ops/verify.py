@@ -89,7 +89,7 @@ async def verify_cache(
     async def one(desc: Descriptor) -> None:
         async with limiter.slot(desc.size):
             if deep and mt.is_layer(desc.media_type):
-                check = await check_layer(store, desc, lambda _d, n: tracker.add_bytes(n))
+                check = await check_layer(store, desc, lambda d, n: tracker.add_bytes(n, str(d)))
                 checks[desc.digest] = check
                 if check.error:
                     failures.append(_blob_failure(desc, check.error))
@@ -148,7 +148,7 @@ async def _check_blob(store: Store, desc: Descriptor, tracker: Tracker) -> list[
                 if not head:
                     head = chunk[:8]
                 tail = (tail + chunk)[-TAIL_BYTES:]
-                tracker.add_bytes(len(chunk))
+                tracker.add_bytes(len(chunk), str(desc.digest))
     except CachescopeError as exc:
         if isinstance(exc, IntegrityError | NotFound):
             return [_blob_failure(desc, str(exc))]

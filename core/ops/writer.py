@@ -297,17 +297,18 @@ async def has_blob(store: Store, desc: Descriptor) -> bool:
 
 async def transfer_blob(src: Store, dst: Store, desc: Descriptor, tracker: Tracker) -> BlobOutcome:
     """Make `dst` hold `desc`: already there, mounted, or streamed (verified) from `src`."""
+    subject = str(desc.digest)
     if await has_blob(dst, desc):
-        tracker.add_bytes(desc.size)
+        tracker.add_bytes(desc.size, subject)
         return "reused"
     source_repo = mount_source(src, dst)
     if source_repo is not None and isinstance(dst, SupportsMount) and await dst.mount_blob(desc, source_repo):
-        tracker.add_bytes(desc.size)
+        tracker.add_bytes(desc.size, subject)
         return "mounted"
 
     async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for chunk in chunks:
-            tracker.add_bytes(len(chunk))
+            tracker.add_bytes(len(chunk), subject)
             yield chunk
 
     async with src.open_blob(desc) as chunks:
@@ -320,7 +321,9 @@ async def run_all(aws: Iterable[Awaitable[T]], *, limiter: SizedLimiter | None =
 
     After a failure no new job starts (through `limiter`), but jobs already running finish:
     a blob whose upload completes is then known, so a rerun reuses it instead of redoing
-    it. Cancellation from outside cancels everything at once.
+    it. Jobs that report progress stop at their next report when the progress callback
+    itself failed (see `Tracker`): nobody is waiting for them any more. Cancellation from
+    outside cancels everything at once.
     """
     tasks = [asyncio.ensure_future(aw) for aw in aws]
 

@@ -1,8 +1,10 @@
 """Live progress of an operation: one overall bar with bytes/s, and a bar per layer blob.
 
-Core reports overall byte counts (`Progress`) and each finished step (`StepDone`). A
-layer's own bar is the overall count laid over the unfinished layers in plan order, so
-bars fill in the order the work is done and jump to full when the step is reported.
+Core reports overall byte counts (`Progress`) and each finished step (`StepDone`). Byte
+updates for one blob name it (`subject`, with that blob's running total `subject_done`),
+so a layer's bar shows exactly its own bytes and jumps to full when its step is reported.
+Layers no event has named yet share what is left of the overall count in plan order (an
+estimate, for events without a subject).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class LayerBar(Horizontal):
         self.nbytes = size
         self.action = action
         self.done = False
+        self.reported: int | None = None
+        """Bytes core reported for this blob (None: no event named it yet, so it is estimated)."""
+        self.amount = 0
 
     def compose(self) -> ComposeResult:
         yield Label(humanized.short_digest(self.subject), classes="layer-digest")
@@ -37,10 +42,17 @@ class LayerBar(Horizontal):
 
     def set_progress(self, amount: int) -> None:
         if not self.done:
-            self.query_one(ProgressBar).update(progress=min(amount, self.nbytes))
+            self.amount = min(amount, self.nbytes)
+            self.query_one(ProgressBar).update(progress=self.amount)
+
+    def report(self, done: int) -> None:
+        """Core's own count for this blob."""
+        self.reported = done
+        self.set_progress(done)
 
     def finish(self, outcome: str) -> None:
         self.done = True
+        self.amount = self.nbytes
         self.query_one(ProgressBar).update(progress=max(self.nbytes, 1))
         label = self.query_one(".layer-outcome", Label)
         label.update(outcome)
@@ -81,6 +93,11 @@ class OperationProgress(Vertical):
             self._spread()
             return
         self.bytes_done = int(event.bytes_done)
+        subject = getattr(event, "subject", None)
+        if subject is not None:
+            bar = self.bars.get(str(subject))
+            if bar is not None:
+                bar.report(int(getattr(event, "subject_done", 0)))
         overall = self.query_one("#op-overall", ProgressBar)
         if event.bytes_total:
             overall.update(total=event.bytes_total, progress=event.bytes_done)
@@ -97,9 +114,11 @@ class OperationProgress(Vertical):
         self._spread()
 
     def _spread(self) -> None:
-        remaining = self.bytes_done - sum(bar.nbytes for bar in self.bars.values() if bar.done)
+        """Estimate the bars no event has named yet from the bytes not accounted for by the others."""
+        accounted = sum(bar.nbytes if bar.done else bar.reported or 0 for bar in self.bars.values())
+        remaining = self.bytes_done - accounted
         for bar in self.bars.values():
-            if bar.done:
+            if bar.done or bar.reported is not None:
                 continue
             share = max(0, min(bar.nbytes, remaining))
             bar.set_progress(share)
