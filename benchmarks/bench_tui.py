@@ -28,12 +28,16 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.gen_cache import generate_cache  # noqa: E402
 
+# The child starts the TUI the way `cachescope REF` does (tui/cli.py `_run_tui`): the cache
+# read starts before Textual is imported, then the app takes it over.
 CHILD = """
 import asyncio, sys
+from cachescope.tui.cli import start_preload
+preload = start_preload(sys.argv[1])
 from cachescope.tui.app import CachescopeApp
 
 async def main(ref):
-    app = CachescopeApp(ref)
+    app = CachescopeApp(ref, preload=preload)
     async with app.run_test(size=(120, 36)) as pilot:
         while True:
             screen = app.screen

@@ -111,6 +111,7 @@ if TYPE_CHECKING:
     from cachescope.core.session import (
         TagSummary,
         inspect,
+        iter_repository_pages,
         list_repositories,
         list_tags,
         open_store,
@@ -176,6 +177,7 @@ _EXPORTS: dict[str, str] = {
     "diagnose_report": "cachescope.core.diagnose",
     "diagnose_spec": "cachescope.core.diagnose",
     "inspect": "cachescope.core.session",
+    "iter_repository_pages": "cachescope.core.session",
     "list_repositories": "cachescope.core.session",
     "list_tags": "cachescope.core.session",
     "open_destination": "cachescope.core.ops.writer",
@@ -252,6 +254,7 @@ __all__ = [
     "diagnose_report",
     "diagnose_spec",
     "inspect",
+    "iter_repository_pages",
     "list_repositories",
     "list_tags",
     "open_destination",

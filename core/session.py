@@ -7,7 +7,7 @@ its lifetime, and returns plain model objects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,6 +24,7 @@ from cachescope.core.stores.base import Store
 from cachescope.core.stores.local import LocalStore
 
 _TAG_CONCURRENCY: Final = 8
+CATALOG_PAGE_SIZE: Final = 100
 
 
 @asynccontextmanager
@@ -128,3 +129,23 @@ async def list_repositories(host: RegistryHost, *, transport: Any = None) -> lis
 
     async with RegistryClient(host, transport=transport) as client:
         return await client.list_repositories()
+
+
+async def iter_repository_pages(
+    host: RegistryHost, *, page_size: int = CATALOG_PAGE_SIZE, transport: Any = None
+) -> AsyncGenerator[list[str], None]:
+    """The catalog `page_size` names at a time, each page as soon as the registry sends it.
+
+    The registry is asked for `page_size` per page (`n`); its `Link` pages are followed.
+    """
+    from cachescope.core.stores.registry import RegistryClient  # noqa: PLC0415 - httpx only when needed
+
+    async with RegistryClient(host, transport=transport) as client:
+        page: list[str] = []
+        async for name in client.iter_repositories(page_size=page_size):
+            page.append(name)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page

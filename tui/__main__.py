@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from cachescope.tui.app import run
+from cachescope.tui.cli import start_preload
+
+
+def main() -> int:
+    plain_http = "--plain-http" in sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--plain-http"]
+    target = args[0] if args else None
+    preload = start_preload(target, plain_http=plain_http)  # before Textual, as the cachescope command does
+    from cachescope.tui.app import run  # noqa: PLC0415 - after the preload has started
+
+    return run(target, plain_http=plain_http, preload=preload)
+
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--plain-http"]
-    sys.exit(run(args[0] if args else None, plain_http="--plain-http" in sys.argv[1:]))
+    sys.exit(main())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -11,33 +10,21 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from cachescope.core import (
-    InvalidReference,
-    LayoutRef,
-    RegistryHost,
-    RegistryRef,
-    parse_location,
-    parse_reference,
-)
+from cachescope.core import InvalidReference, LayoutRef, RegistryHost, RegistryRef
 from cachescope.tui import recent
+from cachescope.tui.cli import normalize_target, resolve_location
 from cachescope.tui.commands import ScreenCommands
 from cachescope.tui.sample import SAMPLE_CACHE
 from cachescope.tui.screens.base import BaseScreen
 from cachescope.tui.screens.open import OpenScreen
 from cachescope.tui.widgets.humanized import one_line
 
+if TYPE_CHECKING:
+    from cachescope.tui.cli import CachePreload
+
 Location = RegistryHost | RegistryRef | LayoutRef
 
 SAMPLE_LABEL = "sample (bundled BuildKit cache)"
-
-
-def resolve_location(text: str, *, plain_http: bool = False) -> Location:
-    """What the user typed, as something to open; buildx strings and refs with a tag open the cache."""
-    stripped = text.strip()
-    if stripped.startswith("type="):
-        ref, _ = parse_reference(stripped, plain_http=plain_http)
-        return ref
-    return parse_location(stripped, plain_http=plain_http)
 
 
 class CachescopeApp(App[int]):
@@ -55,10 +42,19 @@ class CachescopeApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", show=False, tooltip="Leave cachescope", id="quit", priority=True),
     ]
 
-    def __init__(self, target: str | None = None, *, plain_http: bool = False, theme: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        plain_http: bool = False,
+        theme: str | None = None,
+        preload: CachePreload | None = None,
+    ) -> None:
         super().__init__()
         self.target = target
         self.plain_http = plain_http
+        self.preload = preload
+        """The first cache, already being read (`cli.start_preload`); the first cache view takes it."""
         if theme:
             self.theme = theme
 
@@ -100,9 +96,12 @@ class CachescopeApp(App[int]):
             return
         named = location.tag is not None or location.digest is not None
         if named or direct:
+            preload, self.preload = self.preload, None
+            if preload is not None and preload.ref != location:
+                preload = None
             # The browser is created when the user backs out of the cache view (CacheScreen.action_back),
             # so opening a cache reads it once, not once more for the browser's columns.
-            self.push_screen(CacheScreen(location, browser_below=True))
+            self.push_screen(CacheScreen(location, browser_below=True, preload=preload))
         else:
             self.push_screen(TagsScreen(location))
 
@@ -151,12 +150,11 @@ class CachescopeApp(App[int]):
             self.notify(message, title="Error", severity="error", timeout=8)
 
 
-def run(target: str | None, *, plain_http: bool = False) -> int:
-    """Run the TUI on `target` (None: the bundled sample); returns the exit code."""
-    if target is not None and not target.strip():
-        target = None
-    if target is not None and target.startswith("~"):
-        target = str(Path(target).expanduser())
-    app = CachescopeApp(target, plain_http=plain_http)
+def run(target: str | None, *, plain_http: bool = False, preload: CachePreload | None = None) -> int:
+    """Run the TUI on `target` (None: the bundled sample); returns the exit code.
+
+    `preload` is the first cache already being read (`cli.start_preload` on the same target).
+    """
+    app = CachescopeApp(normalize_target(target), plain_http=plain_http, preload=preload)
     result = app.run()
     return result if isinstance(result, int) else 0

@@ -3,6 +3,10 @@
 Textual is imported only when the TUI starts, so `--help`, `--version` and every
 subcommand start fast. Every CachescopeError becomes one line on stderr and its
 documented exit code; tracebacks only with --debug.
+
+When the TUI opens a cache, the cache is read and analysed in a thread that starts
+before Textual is imported (`start_preload`): the read overlaps the import and the
+app's start instead of following them.
 """
 
 from __future__ import annotations
@@ -12,10 +16,18 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cachescope.core.errors import EXIT_OK, EXIT_USAGE, CachescopeError
+from cachescope.core.errors import EXIT_OK, EXIT_USAGE, CachescopeError, InvalidReference
 from cachescope.core.version import __version__
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from cachescope.core import CacheReport, LayoutRef, LoadedCache, Ref, RegistryHost, RegistryRef
+
+    Location = RegistryHost | RegistryRef | LayoutRef
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -164,6 +176,83 @@ def _print_error(exc: CachescopeError) -> None:
     print(f"cachescope: error: {exc}{hint}", file=sys.stderr)
 
 
+# -- the TUI ---------------------------------------------------------------------------------
+
+
+def normalize_target(target: str | None) -> str | None:
+    """The TUI's target as the app opens it: blank means the bundled sample, `~` is expanded."""
+    if target is not None and not target.strip():
+        return None
+    if target is not None and target.startswith("~"):
+        return str(Path(target).expanduser())
+    return target
+
+
+def resolve_location(text: str, *, plain_http: bool = False) -> Location:
+    """What the user typed, as something to open; buildx strings and refs with a tag open the cache."""
+    from cachescope.core import parse_location, parse_reference
+
+    stripped = text.strip()
+    if stripped.startswith("type="):
+        ref, _ = parse_reference(stripped, plain_http=plain_http)
+        return ref
+    return parse_location(stripped, plain_http=plain_http)
+
+
+class CachePreload:
+    """One cache read and analysed in a thread with its own event loop, for the first cache view.
+
+    The result (or the exception the read raised) is kept for the app, which awaits it
+    instead of reading again, so errors reach the UI exactly as a read of its own would.
+    """
+
+    def __init__(self, ref: Ref) -> None:
+        import concurrent.futures
+        import threading
+
+        self.ref = ref
+        self._future: Future[tuple[LoadedCache, CacheReport]] = concurrent.futures.Future()
+        threading.Thread(target=self._run, name="cachescope-preload", daemon=True).start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        from cachescope.core import analyze, read_cache
+
+        self._future.set_running_or_notify_cancel()
+        try:
+            cache = asyncio.run(read_cache(self.ref))
+            report = analyze(cache)
+        except BaseException as exc:  # noqa: BLE001 - handed to the app, which raises it in its load worker
+            self._future.set_exception(exc)
+        else:
+            self._future.set_result((cache, report))
+
+    async def result(self) -> tuple[LoadedCache, CacheReport]:
+        """The cache and its report once the thread is done; raises what the read raised."""
+        import asyncio
+
+        return await asyncio.wrap_future(self._future)
+
+
+def start_preload(target: str | None, *, plain_http: bool = False) -> CachePreload | None:
+    """Start reading the cache the TUI will open first, if `target` names one (not a browser)."""
+    from cachescope.core import LayoutRef, RegistryRef
+
+    target = normalize_target(target)
+    if target is None:
+        from cachescope.tui.sample import SAMPLE_CACHE
+
+        return CachePreload(LayoutRef(SAMPLE_CACHE))
+    try:
+        location = resolve_location(target, plain_http=plain_http)
+    except InvalidReference:
+        return None  # the app reports it
+    if isinstance(location, LayoutRef | RegistryRef) and (location.tag is not None or location.digest is not None):
+        return CachePreload(location)
+    return None
+
+
 def _run_tui(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty() and os.environ.get("CACHESCOPE_FORCE_TUI") != "1":
         print(
@@ -171,13 +260,14 @@ def _run_tui(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    preload = start_preload(args.target, plain_http=args.plain_http)  # before Textual: the read overlaps its import
     try:
         run = importlib.import_module("cachescope.tui.app").run
     except ModuleNotFoundError as exc:  # pragma: no cover - packaging error
         print(f"cachescope: error: the TUI is not installed ({exc})", file=sys.stderr)
         return EXIT_INTERNAL
     try:
-        status: int = run(args.target, plain_http=args.plain_http)
+        status: int = run(args.target, plain_http=args.plain_http, preload=preload)
     except CachescopeError as exc:
         if args.debug:
             raise

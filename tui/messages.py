@@ -25,10 +25,12 @@ class CacheLoaded(Message):
 
 @dataclass
 class RepositoriesListed(Message):
-    """A page of a registry's catalog arrived (`done` on the last one)."""
+    """A page of a registry's catalog arrived; `done` (with no names) ends the listing."""
 
     names: list[str]
     done: bool = True
+    first: bool = True
+    """The first page of a (re)load: it replaces what was listed before."""
 
 
 @dataclass

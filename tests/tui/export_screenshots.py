@@ -3,52 +3,95 @@
     python -m tests.tui.export_screenshots [NAME ...]
 
 Each scenario runs headless under `run_test` in a fresh temporary directory with the
-clock frozen, exactly as the snapshot tests do; no terminal or tmux is needed.
+clock frozen, exactly as the snapshot tests do; no terminal or tmux is needed. The
+registry scenarios browse a real registry (Debian's docker-registry on 127.0.0.1,
+`tests.registry_server.run_registry`) seeded with the BuildKit fixtures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
+import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "screenshots"
+REGISTRY_PORT = 5000
+"""The registry's conventional port, so the pictures read the same in every run (when it is free)."""
 
 
-async def export(name: str | None = None) -> list[Path]:
-    from cachescope.tui.screens import browser
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def seeded_registry(work: Path) -> Iterator[str]:
+    """A real registry with REGISTRY_CONTENT pushed; yields its host (127.0.0.1:PORT)."""
+    from tests import registry_server
+    from tests.tui.scenarios import seed_registry
+
+    original = registry_server._free_port
+    if _port_free(REGISTRY_PORT):
+        registry_server._free_port = lambda: REGISTRY_PORT
+    try:
+        with registry_server.run_registry(work) as registry:
+            registry_server._free_port = original
+            asyncio.run(seed_registry(registry.host))
+            yield registry.host
+    finally:
+        registry_server._free_port = original
+
+
+def mask_port(svg: str, host: str) -> str:
+    """Show another port than REGISTRY_PORT (it was taken) as REGISTRY_PORT, padded to the same width."""
+    shown = f"127.0.0.1:{REGISTRY_PORT}"
+    if host == shown:
+        return svg
+    return re.sub(re.escape(host), shown + "&#160;" * (len(host) - len(shown)), svg)
+
+
+async def export(name: str | None = None, registry_host: str | None = None) -> list[Path]:
     from cachescope.tui.widgets import humanized
     from tests.tui.conftest import FROZEN_NOW
-    from tests.tui.scenarios import SCENARIOS, fake_list_repositories
+    from tests.tui.scenarios import SCENARIOS
 
     humanized.clock = lambda: FROZEN_NOW
     written: list[Path] = []
     OUT.mkdir(exist_ok=True)
-    original_list = browser.list_repositories
     start = Path.cwd()
     for scenario in SCENARIOS:
         if name is not None and scenario.name != name:
+            continue
+        if scenario.registry and registry_host is None:
             continue
         with tempfile.TemporaryDirectory(prefix="cachescope-shot-") as work:
             os.chdir(work)
             os.environ["XDG_CONFIG_HOME"] = str(Path(work) / "config")
             os.environ["CACHESCOPE_CACHE_DIR"] = str(Path(work) / "user-cache")
-            browser.list_repositories = fake_list_repositories if scenario.fake_registry else original_list  # type: ignore[assignment]
             try:
-                app = scenario.app()
+                app = scenario.app(registry_host or "")
                 async with app.run_test(size=scenario.size) as pilot:
                     await scenario.steps(pilot)
                     svg = app.export_screenshot(title=f"cachescope · {scenario.description}")
             finally:
                 os.chdir(start)
+        if registry_host is not None:
+            svg = mask_port(svg, registry_host)
         path = OUT / f"{scenario.name}.svg"
         path.write_text(svg, encoding="utf-8")
         written.append(path)
         print(f"wrote {path.relative_to(ROOT)}")
-    browser.list_repositories = original_list
     if name in (None, "operation-progress"):
         written.append(await export_progress())
     return written
@@ -101,7 +144,18 @@ async def export_progress() -> Path:
 
 
 def main() -> None:
-    names = sys.argv[1:] or [None]
+    from tests.tui.scenarios import SCENARIOS
+
+    names: list[str | None] = list(sys.argv[1:]) or [None]
+    registry_names = {s.name for s in SCENARIOS if s.registry}
+    if any(name is None or name in registry_names for name in names):
+        with (
+            tempfile.TemporaryDirectory(prefix="cachescope-shot-registry-") as work,
+            seeded_registry(Path(work)) as host,
+        ):
+            for name in names:
+                asyncio.run(export(name, host))
+        return
     for name in names:
         asyncio.run(export(name))
 

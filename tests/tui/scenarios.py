@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,16 @@ from tests.conftest import fixture_dir
 
 SIZE = (100, 30)
 REGISTRY_HOST = "registry.example.com"
-REGISTRY_REPOSITORIES = ["team/api-cache", "team/web-cache", "team/worker-cache", "tools/ci-cache"]
+"""The host the snapshot test's fake catalog answers for (see fake_repository_pages)."""
+REGISTRY_CONTENT: dict[str, dict[str, str]] = {
+    "team/api-cache": {"main": "max-default", "pr-1234": "max-zstd", "release": "max-index"},
+    "team/web-cache": {"main": "max-docker", "feature": "min-default"},
+    "team/worker-cache": {"latest": "mixed-after-conversions"},
+    "tools/ci-cache": {"latest": "max-uncompressed"},
+}
+"""What `seed_registry` pushes to a real registry: repository -> tag -> fixture."""
+REGISTRY_REPOSITORIES = sorted(REGISTRY_CONTENT)
+TAGS_REPOSITORY = "team/api-cache"
 
 
 def copy_layout(source: str, name: str, *, extra_blob: bool = False) -> str:
@@ -86,10 +95,27 @@ class Scenario:
     steps: Steps
     size: tuple[int, int] = SIZE
     theme: str | None = None
-    fake_registry: bool = False
+    registry: bool = False
+    """`setup` returns a target with `{registry}` for the host of a registry `seed_registry` filled."""
+    snapshot: bool = True
+    """False: a screenshot only (what it shows depends on a live registry's address)."""
 
-    def app(self) -> CachescopeApp:
-        return CachescopeApp(self.setup(), theme=self.theme)
+    def app(self, registry_host: str = REGISTRY_HOST) -> CachescopeApp:
+        target = self.setup()
+        if self.registry and target is not None:
+            target = target.format(registry=registry_host)
+        return CachescopeApp(target, theme=self.theme)
+
+
+async def seed_registry(host: str) -> None:
+    """Push REGISTRY_CONTENT's fixtures to the real registry at `host` (as BuildKit would)."""
+    from cachescope.core import RegistryRef, open_store
+    from tests.registry_server import push_layout
+
+    for repository, tags in REGISTRY_CONTENT.items():
+        for tag, fixture in tags.items():
+            async with open_store(RegistryRef(host, repository, tag, plain_http=True)) as store:
+                await push_layout(fixture_dir(fixture), store, tag)
 
 
 def _sample() -> str:
@@ -160,9 +186,23 @@ async def _recompress_plan(pilot: Pilot[object]) -> None:
 
 
 async def _registry(pilot: Pilot[object]) -> None:
+    await until(pilot, lambda: _screen(pilot.app) == "RegistryScreen" and getattr(pilot.app.screen, "complete", False))
+
+
+async def _registry_tags(pilot: Pilot[object]) -> None:
+    """A repository's tags with every column filled in the background."""
+    app = pilot.app
     await until(
-        pilot, lambda: _screen(pilot.app) == "RegistryScreen" and bool(getattr(pilot.app.screen, "repositories", []))
+        pilot,
+        lambda: (
+            _screen(app) == "TagsScreen"
+            and len(getattr(app.screen, "reports", {})) + len(getattr(app.screen, "errors", {}))
+            == len(getattr(app.screen, "tags", {}))
+            > 0
+        ),
     )
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.2)
 
 
 async def _error(pilot: Pilot[object]) -> None:
@@ -186,12 +226,22 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("prune-confirm", "Confirmation before deleting", _local, _prune_confirm),
     Scenario("prune-result", "Result summary", _local, _prune_result),
     Scenario("recompress-plan", "Recompress plan with options", _sample, _recompress_plan),
-    Scenario("registry-browser", "Registry catalog", lambda: REGISTRY_HOST, _registry, fake_registry=True),
+    Scenario("registry-browser", "Registry catalog", lambda: "{registry}", _registry, registry=True),
+    Scenario(
+        "registry-tags",
+        "A repository's tags, columns filled in the background",
+        lambda: "{registry}/" + TAGS_REPOSITORY,
+        _registry_tags,
+        registry=True,
+        snapshot=False,
+    ),
     Scenario("error", "A cache that cannot be read: error panel", lambda: "oci:missing:latest", _error),
     Scenario("cache-view-80x24", "Cache view at 80x24", _sample, cache_ready, size=(80, 24)),
     Scenario("cache-view-light", "Cache view, light theme", _sample, cache_ready, theme="textual-light"),
 )
 
 
-async def fake_list_repositories(host: object, **_: object) -> list[str]:
-    return list(REGISTRY_REPOSITORIES)
+async def fake_repository_pages(host: object, **_: object) -> AsyncIterator[list[str]]:
+    """The catalog of REGISTRY_CONTENT without a registry: for the snapshot test only (see there)."""
+    yield REGISTRY_REPOSITORIES[:2]
+    yield REGISTRY_REPOSITORIES[2:]

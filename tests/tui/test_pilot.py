@@ -380,3 +380,83 @@ async def test_the_bundled_sample_is_never_changed() -> None:
         assert "read-only" in str(op_screen.query_one(ErrorPanel).render())
     assert (SAMPLE_CACHE / "index.json").read_bytes() == index_before
     assert blob_files(SAMPLE_CACHE) == blobs_before
+
+
+async def test_the_registry_catalog_arrives_page_by_page_and_filters(
+    registry: RunningRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachescope.tui.messages import RepositoriesListed
+    from cachescope.tui.screens import browser
+
+    repos = [f"tui/paged-{n}" for n in range(5)]
+    for repo in repos:
+        async with open_store(RegistryRef(registry.host, repo, "latest", plain_http=True)) as store:
+            await push_layout(fixture_dir("min-default"), store, "latest")
+    monkeypatch.setattr(browser, "CATALOG_PAGE_SIZE", 2)  # more repositories than one page
+    seen: list[Any] = []
+    app = CachescopeApp(registry.host, plain_http=True)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, RegistryScreen) and app.screen.complete)
+        screen = app.screen
+        assert isinstance(screen, RegistryScreen)
+        pages = [m for m in seen if isinstance(m, RepositoriesListed) and m.names]
+        assert len(pages) >= 3
+        assert all(len(m.names) <= 2 for m in pages)
+        assert set(repos) <= set(screen.repositories)
+        assert screen.repositories == sorted(screen.repositories)
+        table = screen.query_one("#list-table", DataTable)
+        assert table.row_count == len(screen.repositories)
+        await pilot.press("slash", *"paged-3", "enter")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await pilot.press("r")  # a reload keeps the filter while the pages come in again
+        await wait_until(pilot, lambda: screen.complete and table.row_count == 1)
+        table.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TagsScreen) and list(app.screen.tags) == ["latest"])
+        assert not _errors(app)
+
+
+async def test_a_preloaded_cache_opens_without_reading_it_again(
+    layout: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachescope.tui.cli import start_preload
+    from cachescope.tui.screens import cache as cache_module
+
+    ref = layout("max-default") + ":latest"
+    preload = start_preload(ref)  # what `cachescope REF` starts before importing the app
+    assert preload is not None
+
+    async def read_again(*_: object, **__: object) -> None:
+        raise AssertionError("the cache view read the preloaded cache again")
+
+    monkeypatch.setattr(cache_module, "read_cache", read_again)
+    app = CachescopeApp(ref, preload=preload)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, _cache_loaded(app))
+        screen = app.screen
+        assert isinstance(screen, CacheScreen)
+        assert screen.report is not None
+        assert screen.query_one(LayerTable).row_count == len(screen.report.layers)
+        assert not _errors(app)
+
+
+async def test_a_failed_preload_shows_the_error_panel(tmp_path: Path) -> None:
+    from cachescope.tui.cli import start_preload
+
+    ref = f"oci:{tmp_path / 'nowhere'}:latest"
+    app = CachescopeApp(ref, preload=start_preload(ref))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(_errors(app)))
+        assert isinstance(app.screen, CacheScreen)
+        assert app.screen.query_one(ErrorPanel).display
+
+
+def test_only_a_named_cache_is_preloaded() -> None:
+    from cachescope.tui.cli import start_preload
+
+    assert start_preload("127.0.0.1:5000") is None  # the registry browser
+    assert start_preload("oci:somewhere") is None  # a layout's tags
+    assert start_preload("HTTP://bad ref::") is None  # the app reports it
+    preload = start_preload(None)  # the bundled sample
+    assert preload is not None
+    assert isinstance(preload.ref, LayoutRef)

@@ -8,6 +8,7 @@ and only while the screen is on top.
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -26,7 +27,7 @@ from cachescope.core import (
     RegistryRef,
     TagSummary,
     analyze,
-    list_repositories,
+    iter_repository_pages,
     list_tags,
     read_cache,
 )
@@ -37,6 +38,8 @@ from cachescope.tui.widgets import humanized
 from cachescope.tui.widgets.filter_bar import FilterBar
 
 DETAIL_CONCURRENCY = 4
+CATALOG_PAGE_SIZE = 100
+"""Repositories asked for per catalog request; each page is shown as it arrives."""
 
 NAV_BINDINGS: list[BindingType] = [
     Binding("j", "cursor_down", "Down", show=False, tooltip="Next row", id="down"),
@@ -163,20 +166,48 @@ class RegistryScreen(ListScreen):
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def load(self) -> None:
+        """The catalog page by page: the first page is on screen while the next ones load."""
+        self.complete = False
+        first = True
         try:
-            names = await list_repositories(self.host)
+            async with aclosing(iter_repository_pages(self.host, page_size=CATALOG_PAGE_SIZE)) as pages:
+                async for names in pages:
+                    self.post_message(RepositoriesListed(names, done=False, first=first))
+                    first = False
         finally:
             self.table.loading = False
-        self.post_message(RepositoriesListed(names))
+        self.post_message(RepositoriesListed([], done=True, first=first))
 
     def on_repositories_listed(self, message: RepositoriesListed) -> None:
-        self.repositories = sorted(set(self.repositories if not message.done else []) | set(message.names))
+        if message.first:
+            self.repositories = []
+        known = set(self.repositories)
+        new = sorted(name for name in set(message.names) if name not in known)
         self.complete = message.done
-        self.repopulate()
+        if self.repositories and new and new[0] < self.repositories[-1]:
+            self.repositories = sorted(known | set(new))
+            self.repopulate()
+        elif message.first:
+            self.repositories = new
+            self.repopulate()
+        else:
+            # The registry lists the catalog in lexical order, so a page normally extends the table.
+            self.repositories += new
+            for name in new:
+                if self.matches(name):
+                    self.table.add_row(*self.row_cells(name), key=name)
+        self._show_count()
+
+    def _show_count(self) -> None:
         count = len(self.repositories)
+        if not self.complete:
+            suffix = " · loading more…"
+        elif not count:
+            suffix = " (the catalog is empty or not listed by this registry)"
+        else:
+            suffix = ""
         self.query_one("#list-title", Static).update(
-            f"Registry {self.host.host} · {count} repositor{'y' if count == 1 else 'ies'}"
-            + ("" if count else " (the catalog is empty or not listed by this registry)")
+            f"Registry {self.host.host} · {count} repositor{'y' if count == 1 else 'ies'}{suffix}"
         )
 
     def visible_rows(self) -> list[str]:
@@ -306,7 +337,8 @@ class TagsScreen(ListScreen):
         if message.name not in table.rows:
             return
         for (key, _), value in zip(TAG_COLUMNS, self.row_cells(message.name), strict=True):
-            table.update_cell(message.name, key, value)
+            # Widen the column: it was sized for the "…" placeholders the row started with.
+            table.update_cell(message.name, key, value, update_width=True)
 
     def visible_rows(self) -> list[str]:
         return [name for name in self.tags if self.matches(name)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,6 +22,9 @@ from cachescope.tui.widgets.findings import FindingsView
 from cachescope.tui.widgets.json_view import JsonView
 from cachescope.tui.widgets.layer_table import LayerTable
 from cachescope.tui.widgets.records_tree import RecordsTree
+
+if TYPE_CHECKING:
+    from cachescope.tui.cli import CachePreload
 
 TAB_LABELS = {
     "layers": "Layers",
@@ -68,10 +71,13 @@ class CacheScreen(BaseScreen):
         Binding("5", "show_tab('diagnose')", "Findings", show=False, tooltip="Diagnose pane", id="tab-diagnose"),
     ]
 
-    def __init__(self, ref: Ref, *, tab: str = "layers", browser_below: bool = False) -> None:
+    def __init__(
+        self, ref: Ref, *, tab: str = "layers", browser_below: bool = False, preload: CachePreload | None = None
+    ) -> None:
         super().__init__()
         self.browser_below = browser_below
         self.ref = ref
+        self._preload = preload
         self.initial_tab = tab
         self.cache: LoadedCache | None = None
         self.report: CacheReport | None = None
@@ -113,8 +119,13 @@ class CacheScreen(BaseScreen):
     async def load(self) -> None:
         # No LoadingIndicator here: its animation competes for the GIL with the read and the
         # analysis of a large cache; the header says "reading…" instead.
-        cache = await read_cache(self.ref)
-        report = await asyncio.to_thread(analyze, cache)
+        preload, self._preload = self._preload, None
+        if preload is not None:
+            # Read before Textual was imported (cli.start_preload); a failure raises here, like a read.
+            cache, report = await preload.result()
+        else:
+            cache = await read_cache(self.ref)
+            report = await asyncio.to_thread(analyze, cache)
         self.post_message(CacheLoaded(cache, report))
 
     async def on_cache_loaded(self, message: CacheLoaded) -> None:

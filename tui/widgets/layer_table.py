@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -89,8 +90,19 @@ class LayerTable(DataTable[Any]):
         for start, end in zip(starts, [*starts[1:], len(rows)], strict=True):
             for row in rows[start:end]:
                 self.add_row(*self.row_cells(row), key=str(row.index))
-            await asyncio.sleep(0.01 if start else 0.05)
+            await self._painted()
         self.apply_sort()
+
+    async def _painted(self) -> None:
+        """Wait until the rows added so far are measured and on screen, so each chunk gets a frame.
+
+        Waiting on a fixed sleep instead let a fast producer (a cache read before the app
+        started) add every chunk before the first paint, which then measured them all.
+        """
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        with contextlib.suppress(TimeoutError):  # not on screen (another tab): carry on filling
+            await asyncio.wait_for(painted.wait(), timeout=0.25)
 
     def selected_row(self) -> LayerRow | None:
         if self.report is None or not self.row_count:
