@@ -12,6 +12,7 @@ app's start instead of following them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cachescope.core.errors import EXIT_OK, EXIT_USAGE, CachescopeError, InvalidReference
+from cachescope.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CachescopeError, InvalidReference
 from cachescope.core.version import __version__
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ _PLUGINS = (
     "cachescope.tui.cli_ops",
     "cachescope.tui.cli_prune",
 )
+# Commands that change nothing: a closed output pipe ends them quietly with success.
+READ_ONLY_COMMANDS: frozenset[str] = frozenset({"inspect", "ls", "diagnose", "verify"})
+
 # Which plug-in registers each command, so `cachescope inspect` imports only cli_inspect
 # (diagnosis rules and the write side cost tens of milliseconds to import). A test keeps
 # this table equal to what the plug-ins register.
@@ -152,9 +156,18 @@ def _run(handler: Handler, args: argparse.Namespace, *, debug: bool) -> int:
         print("cachescope: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`cachescope ls ... | head`): not an error worth a message.
         _silence_stdout()
-        return EXIT_OK
+        if getattr(args, "command", None) in READ_ONLY_COMMANDS:
+            return EXIT_OK  # the reader went away (`cachescope ls ... | head`): not worth a message
+        # A changing operation stopped midway (its progress went into the closed pipe): the
+        # tag did not move, but the job is not done, and a script must not take it as done.
+        with contextlib.suppress(OSError):
+            print(
+                f"cachescope: error: output closed while {args.command} ran; it stopped there"
+                " (the source is unchanged; run it again to finish)",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
     except Exception as exc:
         if debug:
             raise
@@ -167,8 +180,13 @@ def _run(handler: Handler, args: argparse.Namespace, *, debug: bool) -> int:
 
 
 def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor needs nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 def _print_error(exc: CachescopeError) -> None:

@@ -151,7 +151,11 @@ async def test_declining_the_confirmation_changes_nothing(layout: Callable[..., 
 
 @pytest.fixture
 def slow_blob_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every chunk read from a layout takes a while, so an operation can be cancelled midway."""
+    """Blob reads from a layout never finish, so an operation is surely still running when cancelled.
+
+    (A sleep per chunk raced on a loaded machine: small layers were all read before the test
+    looked.) Reading only the first chunk would also do; blocking before it is simplest.
+    """
     original = LocalStore.open_blob
 
     @asynccontextmanager
@@ -159,8 +163,8 @@ def slow_blob_reads(monkeypatch: pytest.MonkeyPatch) -> None:
         async with original(self, desc, offset=offset) as chunks:
 
             async def slow() -> AsyncIterator[bytes]:
+                await asyncio.Event().wait()  # until the operation is cancelled
                 async for chunk in chunks:
-                    await asyncio.sleep(0.5)
                     yield chunk
 
             yield slow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -36,3 +37,15 @@ def test_unknown_command_lists_every_command(capsys) -> None:
     assert err.count("\n") == 1
     for command in cli.COMMANDS:
         assert command in err
+
+
+@pytest.mark.parametrize(("command", "expected"), [("ls", 0), ("inspect", 0), ("recompress", 1), ("prune", 1)])
+def test_closed_output_is_success_only_for_commands_that_change_nothing(
+    command: str, expected: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def handler(args: object) -> int:
+        raise BrokenPipeError
+
+    assert cli._run(handler, argparse.Namespace(command=command), debug=False) == expected
+    err = capsys.readouterr().err
+    assert ("output closed" in err) == (expected != 0)
