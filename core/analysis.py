@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from cachescope.core.errors import FormatError
+from cachescope.core.gcpause import paused_gc
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.cache import CacheConfig, parse_go_time
 from cachescope.core.model.digest import Digest
@@ -155,6 +156,11 @@ class CacheReport:
 
 def analyze(cache: LoadedCache, deep: Mapping[Digest, DeepLayerCheck] | None = None) -> CacheReport:
     """Build the full report: layer table, record graph, mode, sizes and warnings."""
+    with paused_gc():
+        return _analyze(cache, deep)
+
+
+def _analyze(cache: LoadedCache, deep: Mapping[Digest, DeepLayerCheck] | None) -> CacheReport:
     warnings: list[Warning_] = []
     config = cache.config
     chains_by_record, graph_warnings = _resolve_chains(config)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from cachescope.core.errors import FormatError
+from cachescope.core.gcpause import paused_gc
 from cachescope.core.model.digest import Digest, sha256_of
 from cachescope.core.model.jsonenc import get_int, get_list, get_str, go_dumps, load_object
 
@@ -179,6 +180,19 @@ def _parse_input(obj: Any, what: str) -> CacheInput:
     )
 
 
+# Parsing builds tens of thousands of these; setting the slots directly skips the frozen
+# dataclass __init__ (object.__setattr__ per field), about twice as fast. Parsing only.
+_new = object.__new__
+_set_link = CacheInput.__dict__["link"].__set__
+_set_selector = CacheInput.__dict__["selector"].__set__
+_set_input_extra = CacheInput.__dict__["extra"].__set__
+_set_digest = CacheRecord.__dict__["digest"].__set__
+_set_inputs = CacheRecord.__dict__["inputs"].__set__
+_set_results = CacheRecord.__dict__["results"].__set__
+_set_chains = CacheRecord.__dict__["chains"].__set__
+_set_record_extra = CacheRecord.__dict__["extra"].__set__
+
+
 def _fast_input(obj: Any) -> CacheInput | None:
     """The common shape `{"link": N[, "selector": S]}` without building error texts; None if unusual."""
     if type(obj) is not dict or not obj.keys() <= _INPUT_KEYS:
@@ -187,36 +201,55 @@ def _fast_input(obj: Any) -> CacheInput | None:
     selector = obj.get("selector", "")
     if type(link) is not int or type(selector) is not str:
         return None
-    return CacheInput(link, selector, _NO_EXTRA)
+    made: CacheInput = _new(CacheInput)
+    _set_link(made, link)
+    _set_selector(made, selector)
+    _set_input_extra(made, _NO_EXTRA)
+    return made
+
+
+def _parse_results(obj: dict[str, Any], i: int) -> tuple[CacheResult, ...]:
+    what = f"cache record {i}"
+    return tuple([_parse_result(r, f"{what} result") for r in get_list(obj, "layers", what)])
+
+
+def _parse_chains(obj: dict[str, Any], i: int) -> tuple[ChainedResult, ...]:
+    what = f"cache record {i}"
+    return tuple([_parse_chained(c, f"{what} chain") for c in get_list(obj, "chains", what)])
 
 
 def parse_record(obj: Any, i: int) -> CacheRecord:
     """One record; a fast path for well-formed inputs keeps 10,000-record configs quick to read."""
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise FormatError(f"cache record {i} is not an object")
-    slots = []
-    for s, slot in enumerate(get_list(obj, "inputs", f"cache record {i}")):
-        if not isinstance(slot, list):
-            raise FormatError(f"cache record {i} input slot {s} is not a list")
-        parsed = [_fast_input(x) or _parse_input(x, f"cache record {i} input {s}") for x in slot]
-        slots.append(tuple(parsed))
-    what = f"cache record {i}"
+    inputs = obj.get("inputs")
+    slots: list[tuple[CacheInput, ...]] = []
+    if inputs is not None:
+        if type(inputs) is not list:
+            raise FormatError(f"cache record {i}: 'inputs' is not a list")
+        for s, slot in enumerate(inputs):
+            if type(slot) is not list:
+                raise FormatError(f"cache record {i} input slot {s} is not a list")
+            slots.append(tuple([_fast_input(x) or _parse_input(x, f"cache record {i} input {s}") for x in slot]))
     digest = obj.get("digest")
-    results = () if obj.get("layers") is None else get_list(obj, "layers", what)
-    chains = () if obj.get("chains") is None else get_list(obj, "chains", what)
-    return CacheRecord(
-        digest=digest if type(digest) is str else (get_str(obj, "digest", what) or ""),
-        inputs=tuple(slots),
-        results=tuple([_parse_result(r, f"{what} result") for r in results]),
-        chains=tuple([_parse_chained(c, f"{what} chain") for c in chains]),
-        extra=_NO_EXTRA if obj.keys() <= _RECORD_KEYS else {k: v for k, v in obj.items() if k not in _RECORD_KEYS},
+    results = obj.get("layers")
+    chains = obj.get("chains")
+    made: CacheRecord = _new(CacheRecord)
+    _set_digest(made, digest if type(digest) is str else (get_str(obj, "digest", f"cache record {i}") or ""))
+    _set_inputs(made, tuple(slots))
+    _set_results(made, () if results is None else _parse_results(obj, i))
+    _set_chains(made, () if chains is None else _parse_chains(obj, i))
+    _set_record_extra(
+        made, _NO_EXTRA if obj.keys() <= _RECORD_KEYS else {k: v for k, v in obj.items() if k not in _RECORD_KEYS}
     )
+    return made
 
 
 def parse_cache_config(raw: bytes) -> CacheConfig:
-    obj = load_object(raw, "cache config")
-    layers = tuple(_parse_layer(x, i) for i, x in enumerate(get_list(obj, "layers", "cache config")))
-    records = tuple(parse_record(x, i) for i, x in enumerate(get_list(obj, "records", "cache config")))
+    with paused_gc():
+        obj = load_object(raw, "cache config")
+        layers = tuple([_parse_layer(x, i) for i, x in enumerate(get_list(obj, "layers", "cache config"))])
+        records = tuple([parse_record(x, i) for i, x in enumerate(get_list(obj, "records", "cache config"))])
     extra = {k: v for k, v in obj.items() if k not in {"layers", "records"}}
     return CacheConfig(layers, records, extra, raw)
 
