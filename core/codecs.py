@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import queue
 import struct
 import threading
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterator
@@ -22,6 +21,7 @@ from isal import isal_zlib
 from cachescope.core.errors import CodecError, DigestMismatch, UsageError
 from cachescope.core.model.digest import Digest, Hasher
 from cachescope.core.model.mediatypes import Compression
+from cachescope.core.pipes import END, Aborted, Pipe, ToLoop, ToThread
 
 GZIP_MAGIC: Final = b"\x1f\x8b\x08"
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
@@ -162,8 +162,6 @@ PLAIN_PIECE: Final = 256 * 1024
 """Most decompressed bytes produced at once, whatever the compression ratio (zeros, RLE blocks)."""
 ZSTD_JOB_BYTES: Final = 2 * 1024 * 1024
 """Input per zstd worker job when compressing with threads."""
-_PIPE_DEPTH: Final = 4
-_POLL: Final = 0.1
 
 
 def isal_level(gzip_level: int | None) -> int:
@@ -260,89 +258,6 @@ class TranscodeStats:
 # -- bounded, pull-based decompression (pipeline threads) ---------------------------------------
 
 
-class _Aborted(Exception):
-    """The pipeline is shutting down (failure elsewhere, or the consumer went away)."""
-
-
-_END: Final = b""
-"""End of a pipe (pipes never carry empty chunks)."""
-
-
-class _Pipe:
-    """A bounded queue between pipeline threads that every side can abort."""
-
-    def __init__(self, abort: threading.Event, depth: int = _PIPE_DEPTH) -> None:
-        self._queue: queue.Queue[bytes] = queue.Queue(depth)
-        self._abort = abort
-
-    def put(self, item: bytes) -> None:
-        while True:
-            if self._abort.is_set():
-                raise _Aborted
-            try:
-                self._queue.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
-
-    def get(self) -> bytes:
-        while True:
-            if self._abort.is_set():
-                raise _Aborted
-            try:
-                return self._queue.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-
-    def __iter__(self) -> Iterator[bytes]:
-        while (item := self.get()) != _END:
-            yield item
-
-
-class _ToThread:
-    """Loop -> thread: the event loop puts without blocking a thread; the worker thread gets."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, abort: threading.Event, depth: int = _PIPE_DEPTH) -> None:
-        self._loop = loop
-        self._slots = asyncio.Semaphore(depth)
-        self._pipe = _Pipe(abort, depth + 1)
-
-    async def put(self, item: bytes) -> None:
-        await self._slots.acquire()
-        self._pipe.put(item)  # never blocks: a slot was free
-
-    def __iter__(self) -> Iterator[bytes]:
-        for item in self._pipe:
-            self._loop.call_soon_threadsafe(self._slots.release)
-            yield item
-
-
-class _ToLoop:
-    """Thread -> loop: the worker thread blocks while the loop is behind; the loop awaits."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, abort: threading.Event, depth: int = _PIPE_DEPTH) -> None:
-        self._loop = loop
-        self._abort = abort
-        self._slots = threading.Semaphore(depth)
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    def put(self, item: bytes) -> None:
-        while not self._slots.acquire(timeout=_POLL):
-            if self._abort.is_set():
-                raise _Aborted
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-
-    def wake(self) -> None:
-        """Unblock `get` after a failure (callable from any thread)."""
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
-
-    async def get(self) -> bytes | None:
-        """The next item, `_END` at the end, None when the pipeline failed."""
-        item = await self._queue.get()
-        self._slots.release()
-        return item
-
-
 class _IterReader:
     """The file-like object zstandard's stream_reader pulls from, over an iterator of chunks."""
 
@@ -424,7 +339,7 @@ async def iter_transcoded(
     encoder = encoder_for(target, level=level, threads=threads)
     loop = asyncio.get_running_loop()
     abort = threading.Event()
-    raw, out, check = _ToThread(loop, abort), _ToLoop(loop, abort), _Pipe(abort)
+    raw, out, check = ToThread(loop, abort), ToLoop(loop, abort), Pipe(abort)
     hasher = Hasher("sha256")
     errors: list[BaseException] = []
 
@@ -432,7 +347,7 @@ async def iter_transcoded(
         def run() -> None:
             try:
                 work()
-            except _Aborted:
+            except Aborted:
                 pass
             except BaseException as exc:  # noqa: BLE001 - handed to the event loop, raised there
                 errors.append(exc)
@@ -443,7 +358,7 @@ async def iter_transcoded(
 
     def transcode() -> None:
         source = iter(raw)
-        first = next(source, _END)
+        first = next(source, END)
         stats.source_compression = sniff_compression(first[:8])
         if not first:
             plain_stream: Iterator[bytes] = iter(())
@@ -462,8 +377,8 @@ async def iter_transcoded(
             out.put(data)
             if verify:
                 check.put(data)
-        out.put(_END)
-        check.put(_END)
+        out.put(END)
+        check.put(END)
 
     def digest() -> None:
         stream = iter_plain(target, iter(check)) if verify else iter(check)
@@ -484,8 +399,8 @@ async def iter_transcoded(
                     on_input(len(chunk))
                 if chunk:
                     await raw.put(chunk)
-            await raw.put(_END)
-        except _Aborted:
+            await raw.put(END)
+        except Aborted:
             pass
         except BaseException as exc:
             errors.append(exc)
@@ -496,7 +411,7 @@ async def iter_transcoded(
     feeder = asyncio.ensure_future(feed())
     try:
         pending: bytes | None = None
-        while (item := await out.get()) is not None and item != _END:
+        while (item := await out.get()) is not None and item != END:
             if pending is not None:
                 yield pending
             pending = item

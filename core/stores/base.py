@@ -7,7 +7,7 @@ tag last) so that an interrupted run never leaves a tag pointing at missing cont
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, runtime_checkable
@@ -109,6 +109,27 @@ class SupportsManifestDelete(Protocol):
     async def delete_manifest(self, digest: Digest) -> None: ...
 
 
+class StreamCheck:
+    """Size and digest of a blob as it streams by; raises as soon as the bytes overrun."""
+
+    def __init__(self, desc: Descriptor, hasher: Hasher | None = None) -> None:
+        self._desc = desc
+        self._hasher = hasher or desc.digest.hasher()
+
+    def update(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        if self._hasher.size > self._desc.size:
+            raise SizeMismatch(str(self._desc.digest), self._desc.size, self._hasher.size)
+
+    def finish(self) -> None:
+        desc, hasher = self._desc, self._hasher
+        if hasher.size != desc.size:
+            raise SizeMismatch(str(desc.digest), desc.size, hasher.size)
+        actual = hasher.digest()
+        if actual != desc.digest:
+            raise DigestMismatch(str(desc.digest), str(actual), subject="blob")
+
+
 async def verified_stream(
     chunks: AsyncIterator[bytes], desc: Descriptor, *, offset_hasher: Hasher | None = None
 ) -> AsyncIterator[bytes]:
@@ -117,22 +138,32 @@ async def verified_stream(
     The last chunk is held back until the digest is checked, so a consumer never sees
     all of a blob that turns out to be wrong.
     """
-    hasher = offset_hasher or desc.digest.hasher()
+    check = StreamCheck(desc, offset_hasher)
     pending: bytes | None = None
     async for chunk in chunks:
         if not chunk:
             continue
-        hasher.update(chunk)
-        if hasher.size > desc.size:
-            raise SizeMismatch(str(desc.digest), desc.size, hasher.size)
+        check.update(chunk)
         if pending is not None:
             yield pending
         pending = chunk
-    if hasher.size != desc.size:
-        raise SizeMismatch(str(desc.digest), desc.size, hasher.size)
-    actual = hasher.digest()
-    if actual != desc.digest:
-        raise DigestMismatch(str(desc.digest), str(actual), subject="blob")
+    check.finish()
+    if pending is not None:
+        yield pending
+
+
+def verified_chunks(chunks: Iterable[bytes], desc: Descriptor) -> Iterator[bytes]:
+    """`verified_stream` for a blocking reader running on a worker thread."""
+    check = StreamCheck(desc)
+    pending: bytes | None = None
+    for chunk in chunks:
+        if not chunk:
+            continue
+        check.update(chunk)
+        if pending is not None:
+            yield pending
+        pending = chunk
+    check.finish()
     if pending is not None:
         yield pending
 

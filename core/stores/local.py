@@ -24,17 +24,23 @@ from cachescope.core.model.digest import Digest, Hasher, sha256_of, verify_bytes
 from cachescope.core.model.jsonenc import go_dumps
 from cachescope.core.model.oci import Descriptor, Document, Index, parse_document
 from cachescope.core.model.reference import DEFAULT_TAG
+from cachescope.core.pipes import ThreadSink, iter_in_thread
 from cachescope.core.stores.base import (
     CHUNK_BYTES,
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
     StoreKind,
     check_declared_size,
+    verified_chunks,
     verified_stream,
 )
 
 OCI_LAYOUT_FILE: Final = b'{"imageLayoutVersion":"1.0.0"}'
 TEMP_PREFIX: Final = ".cachescope-tmp-"
+THREADED_IO_BYTES: Final = 4 * 1024 * 1024
+"""Blobs this big are read on a thread of their own; smaller ones are not worth a thread."""
+SYNC_EVERY_BYTES: Final = 32 * 1024 * 1024
+"""Written data is pushed to disk every so often, so the fsync before the rename is short."""
 
 
 class LocalStore:
@@ -206,18 +212,25 @@ class LocalStore:
     @contextlib.asynccontextmanager
     async def open_blob(self, desc: Descriptor, *, offset: int = 0) -> AsyncIterator[AsyncIterator[bytes]]:
         fh = await asyncio.to_thread(self._open_sync, desc.digest, 0)
-        try:
+        stream: AsyncIterator[bytes]
+        if desc.size >= THREADED_IO_BYTES:
+            # Layers: read and hash on a thread of their own, a few chunks ahead, so the
+            # loop is free for the codec and writer threads it feeds.
+            def produce() -> Iterator[bytes]:
+                return verified_chunks(iter(lambda: fh.read(CHUNK_BYTES), b""), desc)
+
+            stream = iter_in_thread(produce, name="cachescope-read")
+        else:
 
             async def chunks() -> AsyncIterator[bytes]:
                 while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
                     yield chunk
 
             stream = verified_stream(chunks(), desc)
-            if offset:
-                yield _skip(stream, offset)
-            else:
-                yield stream
+        try:
+            yield _skip(stream, offset) if offset else stream
         finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # both are async generators
             await asyncio.to_thread(fh.close)
 
     async def blob_size(self, digest: Digest) -> int | None:
@@ -285,7 +298,11 @@ class LocalStore:
     async def write_blob(
         self, chunks: AsyncIterable[bytes], *, expected: Descriptor | None = None, media_type: str = ""
     ) -> Descriptor:
-        """Stream into a temp file beside the target, verify, then rename into place."""
+        """Stream into a temp file beside the target, verify, then rename into place.
+
+        Hashing and writing run on a thread of their own, so the loop keeps feeding while
+        the disk works; data is pushed to disk as it goes, leaving little for the final fsync.
+        """
         algorithm = expected.digest.algorithm if expected else "sha256"
         directory = self.root / "blobs" / algorithm
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
@@ -294,20 +311,15 @@ class LocalStore:
         fh = await asyncio.to_thread(tmp.open, "wb")
         try:
             try:
-                async for chunk in chunks:
-                    hasher.update(chunk)
-                    await asyncio.to_thread(fh.write, chunk)
-                await asyncio.to_thread(fh.flush)
-                await asyncio.to_thread(os.fsync, fh.fileno())
+                await _drain_to_file(chunks, fh, hasher)
             finally:
                 await asyncio.to_thread(fh.close)
             digest = hasher.digest()
             if expected is not None:
                 if hasher.size != expected.size:
                     raise SizeMismatch(str(expected.digest), expected.size, hasher.size)
-                verify_digest = expected.digest
-                if digest != verify_digest:
-                    raise DigestMismatch(str(verify_digest), str(digest), subject="written blob")
+                if digest != expected.digest:
+                    raise DigestMismatch(str(expected.digest), str(digest), subject="written blob")
             await asyncio.to_thread(tmp.replace, directory / digest.hex)
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
@@ -372,6 +384,32 @@ class LocalStore:
     async def index_raw(self) -> dict[str, Any]:
         """index.json as plain JSON, for display."""
         return json.loads((await self.read_index()).raw or b"{}")  # type: ignore[no-any-return]
+
+
+async def _drain_to_file(chunks: AsyncIterable[bytes], fh: BinaryIO, hasher: Hasher) -> None:
+    """Hash and write `chunks` on a worker thread, then flush and fsync."""
+    unsynced = 0
+
+    def consume(chunk: bytes) -> None:
+        nonlocal unsynced
+        hasher.update(chunk)
+        fh.write(chunk)
+        unsynced += len(chunk)
+        if unsynced >= SYNC_EVERY_BYTES:
+            fh.flush()
+            os.fdatasync(fh.fileno())
+            unsynced = 0
+
+    sink = ThreadSink(consume, name="cachescope-write")
+    try:
+        async for chunk in chunks:
+            await sink.put(chunk)
+        await sink.close()
+    except BaseException:
+        await sink.cancel()
+        raise
+    await asyncio.to_thread(fh.flush)
+    await asyncio.to_thread(os.fsync, fh.fileno())
 
 
 async def _skip(stream: AsyncIterator[bytes], offset: int) -> AsyncIterator[bytes]:
