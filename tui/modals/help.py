@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 GENERAL = [
     ("ctrl+p", "Palette", "Command palette: every action, searchable"),
@@ -34,9 +35,8 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box"):
             name = type(self.over).__name__.removesuffix("Screen").lower()
             yield Static(f"[b]Keys[/b] · {name} screen", id="help-title")
-            table: DataTable[str] = DataTable(cursor_type="row", show_cursor=False, id="help-table")
-            table.add_columns("Key", "Action", "What it does")
-            yield table
+            with VerticalScroll(id="help-table"):
+                yield Static(id="help-rows")
             yield Static("[dim]Esc or ? closes[/dim]", id="help-footer")
 
     def rows(self) -> list[tuple[str, str, str]]:
@@ -58,9 +58,15 @@ class HelpScreen(ModalScreen[None]):
         return rows
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        # A rich Table wraps the last column to the box, so nothing is cut off at 80 columns.
+        table = Table(box=None, expand=True, show_edge=False, pad_edge=False, header_style="bold")
+        table.add_column("Key", no_wrap=True, style="bold")
+        table.add_column("Action", no_wrap=True)
+        table.add_column("What it does", ratio=1)
         for key, action, tooltip in self.rows():
             table.add_row(key, action, tooltip or action)
+        self.query_one("#help-rows", Static).update(table)
+        self.query_one("#help-table").focus()
 
     def action_dismiss_help(self) -> None:
         self.dismiss()

@@ -351,7 +351,7 @@ class TagsScreen(ListScreen):
             size = humanized.size(summary.size) if summary.size else "…"
             return (
                 name,
-                humanized.short_digest(summary.digest),
+                humanized.digest_id(summary.digest),
                 summary.form or "…",
                 humanized.short_media_type(summary.media_type) if summary.media_type else "…",
                 "…",
@@ -366,12 +366,12 @@ class TagsScreen(ListScreen):
         newest = humanized.newest([layer.created_at for layer in report.layers])
         return (
             name,
-            humanized.short_digest(report.manifest_digest),
+            humanized.digest_id(report.manifest_digest),
             report.form,
             "OCI" if report.mediatypes == "oci" else "Docker",
             mix or "\N{EN DASH}",
             Text(humanized.size(report.compressed_size), justify="right"),
-            humanized.age(newest),
+            humanized.compact_age(newest),
             report.mode.value,
             status,
         )

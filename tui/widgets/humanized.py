@@ -41,6 +41,22 @@ def age(when: datetime | None) -> str:
     return str(humanize.naturaltime(clock() - when))
 
 
+AGE_UNITS = (("y", 365 * 86400), ("mo", 30 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60))
+
+
+def compact_age(when: datetime | None) -> str:
+    """`7h`, `3d`, `5mo`: an age that fits a narrow column (the detail pane has the long form)."""
+    if when is None:
+        return "\N{EN DASH}"
+    seconds = int((clock() - when).total_seconds())
+    if seconds < 60:
+        return "now" if seconds >= 0 else "future"
+    for unit, length in AGE_UNITS:
+        if seconds >= length:
+            return f"{seconds // length}{unit}"
+    return "now"  # unreachable: seconds >= 60 matched "m"
+
+
 def newest(times: list[datetime | None]) -> datetime | None:
     known = [t for t in times if t is not None]
     return max(known) if known else None
@@ -53,6 +69,13 @@ def short_digest(digest: Digest | str | None, length: int = 12) -> str:
     text = str(digest)
     algo, _, hex_ = text.partition(":")
     return f"{algo}:{hex_[:length]}" if hex_ else text[:length]
+
+
+def digest_id(digest: Digest | str | None, length: int = 12) -> str:
+    """`0123456789ab`: the hex only, as `docker images` shows IDs, for tight tables."""
+    if digest is None:
+        return "\N{EN DASH}"
+    return str(digest).partition(":")[2][:length] or str(digest)[:length]
 
 
 def short_media_type(media_type: str | None) -> str:
