@@ -28,6 +28,7 @@ from cachescope.core import (
     detect_target,
     diagnose_report,
     open_store,
+    parse_duration,
     parse_reference,
     parse_size,
     plan_prune,
@@ -45,8 +46,8 @@ OPERATIONS: Final[dict[str, str]] = {
 OPERATION_HELP: Final[dict[str, str]] = {
     "recompress": "rewrite the layer blobs in another compression (zstd by default) and re-point the tag",
     "reexport": "copy the cache to another tag, repository or directory, optionally converting its form",
-    "prune": "delete the blobs of an OCI layout that no tag references",
-    "trim": "drop records and layers to make the cache smaller",
+    "prune": "delete tags by age or count, then the blobs no remaining tag references",
+    "trim": "drop the oldest layers and the records that need them, to make the cache smaller",
 }
 COMPRESSIONS: Final = ("zstd", "gzip", "uncompressed")
 FORMS: Final = ("image-manifest", "index", "keep")
@@ -70,7 +71,74 @@ class OperationRequest:
     compression: str = "zstd"
     form: str = "image-manifest"
     max_size: str = ""
-    """Trim: the size to trim down to (`500MiB`); empty keeps the core default."""
+    """Trim: the size to trim down to (`500MiB`)."""
+    keep_newer_than: str = ""
+    """Trim: keep only records whose layers are newer than this (`14d`)."""
+    older_than: str = ""
+    """Prune: drop tags older than this (`30d`)."""
+    keep: str = ""
+    """Prune (registry): keep this many newest tags."""
+    tags: str = ""
+    """Prune: tag globs, comma-separated: the tags to keep (layout) or the candidates (registry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextOption:
+    """A typed option on the plan screen: the request field it fills, its label and a hint."""
+
+    field: str
+    label: str
+    placeholder: str
+
+
+def text_options(request: OperationRequest) -> tuple[TextOption, ...]:
+    """The typed options an operation offers; prune's differ between layouts and registries."""
+    if request.operation == "trim":
+        return (
+            TextOption("max_size", "max size", "e.g. 500MiB"),
+            TextOption("keep_newer_than", "or keep records newer than", "e.g. 14d"),
+        )
+    if request.operation == "prune" and isinstance(request.source, RegistryRef):
+        return (
+            TextOption("keep", "keep newest", "N tags"),
+            TextOption("older_than", "older than", "e.g. 30d"),
+            TextOption("tags", "tags", "globs, e.g. pr-*"),
+        )
+    if request.operation == "prune":
+        return (
+            TextOption("tags", "keep tags", "globs; empty: every tag"),
+            TextOption("older_than", "drop tags older than", "e.g. 30d"),
+        )
+    return ()
+
+
+def missing_input(request: OperationRequest) -> str | None:
+    """What the user must type before anything can be planned (None: ready to plan)."""
+    if request.operation == "trim" and not (request.max_size.strip() or request.keep_newer_than.strip()):
+        return "Type the size to trim the cache down to (e.g. 500MiB) or an age (e.g. 14d), then Enter."
+    if (
+        request.operation == "prune"
+        and isinstance(request.source, RegistryRef)
+        and not (request.keep.strip() or request.older_than.strip() or request.tags.strip())
+    ):
+        return "Say which tags go: keep the N newest, older than an age, or tags matching a glob; then Enter."
+    return None
+
+
+def _globs(text: str) -> tuple[str, ...]:
+    return tuple(part for part in text.replace(",", " ").split() if part)
+
+
+def _keep_count(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        raise UsageError(f"keep newest must be a whole number, not {text.strip()!r}") from None
+    if count < 0:
+        raise UsageError("keep newest must be 0 or more")
+    return count
 
 
 @dataclass
@@ -179,18 +247,20 @@ async def _plan(request: OperationRequest, stack: contextlib.AsyncExitStack) -> 
         plan = await plan_reexport(src_store, reference, dst_store, dest_tag, form=form)
         return PlannedOperation(request, plan, stack, str(dest.with_tag(dest_tag)))
     if request.operation == "prune":
-        if not isinstance(source, LayoutRef):
-            raise OperationUnavailable(
-                f"prune from the TUI works on OCI layout directories; {source} is in a registry",
-                hint="use `cachescope prune --keep N` for repositories",
-            )
         store = await stack.enter_async_context(open_store(source.with_tag(None)))
-        plan = await plan_prune(store)
+        older_than = parse_duration(request.older_than) if request.older_than.strip() else None
+        if isinstance(source, RegistryRef):
+            plan = await plan_prune(
+                store, keep=_keep_count(request.keep), older_than=older_than, tags=_globs(request.tags)
+            )
+        else:
+            plan = await plan_prune(store, keep_tags=_globs(request.tags), older_than=older_than)
         return PlannedOperation(request, plan, stack, str(source.with_tag(None)))
     if request.operation == "trim":
         store = await stack.enter_async_context(open_store(source))
         max_size = parse_size(request.max_size) if request.max_size.strip() else None
-        plan = await plan_trim(store, reference, store, tag, max_size=max_size)
+        newer = parse_duration(request.keep_newer_than) if request.keep_newer_than.strip() else None
+        plan = await plan_trim(store, reference, store, tag, max_size=max_size, keep_newer_than=newer)
         return PlannedOperation(request, plan, stack, str(source.with_tag(tag)))
     raise OperationUnavailable(f"unknown operation {request.operation!r}")
 

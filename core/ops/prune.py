@@ -35,6 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+import humanize
+
 from cachescope.core.errors import CachescopeError, NotFound, PlanError, PlanStale, RegistryError, UsageError
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.cache import parse_cache_config, parse_go_time
@@ -669,8 +671,8 @@ async def plan_prune_registry(
     reclaim = sum(freeable.values())
     if planned:
         notes.append(
-            f"about {reclaim} bytes of blobs become unreferenced; a registry returns blob space only after "
-            "its garbage collection (e.g. `registry garbage-collect --delete-untagged`)"
+            f"about {humanize.naturalsize(reclaim, binary=True)} of blobs become unreferenced; a registry "
+            "returns blob space only after its garbage collection (e.g. `registry garbage-collect --delete-untagged`)"
         )
         notes.append("deleting a manifest removes every tag on it (the registry API deletes by digest)")
     kept_tags = sorted(t.tag for t in seen if not any(t.tag in v for v in planned.values()))

@@ -464,3 +464,90 @@ def test_only_a_named_cache_is_preloaded() -> None:
     preload = start_preload(None)  # the bundled sample
     assert preload is not None
     assert isinstance(preload.ref, LayoutRef)
+
+
+async def test_registry_prune_asks_which_tags_then_deletes_only_those(registry: RunningRegistry) -> None:
+    repo = "tui/prune-registry"
+    for tag in ("main", "feature"):
+        async with open_store(RegistryRef(registry.host, repo, tag, plain_http=True)) as store:
+            await push_layout(fixture_dir("multi-tag"), store, tag)
+    app = CachescopeApp(f"{registry.host}/{repo}", plain_http=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, TagsScreen) and len(app.screen.tags) == 2)
+        tags_screen = app.screen
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen) and app.screen.state == "finished")
+        op_screen = app.screen
+        assert isinstance(op_screen, OperationScreen)
+        assert op_screen.planned is None  # nothing is planned until the user says which tags go
+        assert op_screen.query_one("#op-keep", Input).has_focus
+        await pilot.press("tab", "tab", *"feat*", "enter")  # the tags glob
+        await wait_until(pilot, lambda: op_screen.state == "planned")
+        assert op_screen.planned is not None
+        assert [(s.action, s.detail.split(":")[0]) for s in op_screen.planned.steps] == [
+            ("delete-manifest", "tag feature")
+        ]
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmPlan))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: op_screen.state == "finished")
+        assert not _errors(app)
+        await pilot.press("escape")
+        assert app.screen is tags_screen
+        await wait_until(pilot, lambda: list(tags_screen.tags) == ["main"])
+    async with open_store(RegistryRef(registry.host, repo, plain_http=True)) as store:
+        assert await store.list_tags() == ["main"]
+    await read_cache(RegistryRef(registry.host, repo, "main", plain_http=True))  # the kept tag still verifies
+
+
+async def test_trim_by_age_and_a_bad_age_is_an_error_not_a_crash(layout: Callable[..., str]) -> None:
+    ref = layout("max-default")
+    app = CachescopeApp(f"{ref}:latest")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, _cache_loaded(app))
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen))
+        op_screen = app.screen
+        assert isinstance(op_screen, OperationScreen)
+        await pilot.press("tab", *"soon", "enter")
+        await wait_until(pilot, lambda: op_screen.state == "finished" and op_screen.query_one(ErrorPanel).display)
+        assert op_screen.planned is None
+        newer = op_screen.query_one("#op-keep-newer-than", Input)
+        newer.value = ""
+        newer.focus()
+        await pilot.press(*"36500d", "enter")  # every layer is younger than a century: nothing to drop
+        await wait_until(pilot, lambda: op_screen.state == "planned")
+        assert op_screen.planned is not None
+        assert op_screen.request.keep_newer_than == "36500d"
+        assert op_screen.planned.is_empty
+
+
+async def test_layout_prune_can_drop_tags_it_is_told_not_to_keep(layout: Callable[..., str], tmp_path: Path) -> None:
+    ref = layout("multi-tag")
+    app = CachescopeApp(ref)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, TagsScreen) and app.screen.unreferenced is not None)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen) and app.screen.state == "planned")
+        op_screen = app.screen
+        assert isinstance(op_screen, OperationScreen)
+        assert op_screen.planned is not None
+        assert op_screen.planned.is_empty  # no orphans, no tag criteria: nothing to do
+        keep = op_screen.query_one("#op-tags", Input)
+        keep.focus()
+        await pilot.press(*"main", "enter")
+        await wait_until(pilot, lambda: op_screen.state == "planned" and op_screen.request.tags == "main")
+        planned = op_screen.planned
+        assert planned is not None
+        assert [s.subject for s in planned.steps if s.action == "delete-tag"] == ["feature"]
+        keep.value = ""
+        older = op_screen.query_one("#op-older-than", Input)
+        older.focus()
+        await pilot.press(*"36500d", "enter")  # no tag is a century old: none goes
+        await wait_until(pilot, lambda: op_screen.state == "planned" and op_screen.request.older_than == "36500d")
+        assert op_screen.planned is not None
+        assert op_screen.planned.is_empty
+    assert {
+        e["annotations"]["org.opencontainers.image.ref.name"]
+        for e in json.loads((tmp_path / "cache" / "index.json").read_text())["manifests"]
+    } == {"main", "feature"}  # only planned

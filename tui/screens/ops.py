@@ -37,6 +37,10 @@ def start_operation(screen: BaseScreen, name: str, source: Ref, tag: str | None)
     screen.app.push_screen(OperationScreen(OperationRequest(name, source, tag)))
 
 
+def _option_id(field: str) -> str:
+    return "op-" + field.replace("_", "-")
+
+
 class OperationScreen(BaseScreen):
     """States (a CSS class each): planning, planned, running, finished."""
 
@@ -73,9 +77,6 @@ class OperationScreen(BaseScreen):
                     allow_blank=False,
                     id="op-compression",
                 )
-            elif self.request.operation == "trim":
-                yield Static("max size", classes="op-option-label")
-                yield Input(self.request.max_size, placeholder="e.g. 500MiB (Enter plans again)", id="op-max-size")
             elif self.request.operation == "reexport":
                 yield Static("to", classes="op-option-label")
                 yield Input(
@@ -85,6 +86,14 @@ class OperationScreen(BaseScreen):
                 )
                 yield Select(
                     [(f, f) for f in ops_bridge.FORMS], value=self.request.form, allow_blank=False, id="op-form"
+                )
+            for option in ops_bridge.text_options(self.request):
+                yield Static(option.label, classes="op-option-label")
+                yield Input(
+                    getattr(self.request, option.field),
+                    placeholder=option.placeholder,
+                    id=_option_id(option.field),
+                    classes="op-text-option",
                 )
         yield ErrorPanel(id="error-panel")
         with ContentSwitcher(initial="op-plan", id="op-switcher"):
@@ -101,19 +110,24 @@ class OperationScreen(BaseScreen):
     def on_mount(self) -> None:
         self.sub_title = str(self.request.source)
         self.query_one(ErrorPanel).display = False
-        if self.request.operation not in {"recompress", "reexport", "trim"}:
+        if not self.query_one("#op-options").children:
             self.query_one("#op-options").display = False
-        if self.request.operation == "trim" and not self.request.max_size.strip():
-            self.query_one("#op-totals", Static).update(
-                Content.from_markup(
-                    "[$text-warning]Type the size to trim the cache down to (e.g. 500MiB), then Enter.[/]"
-                )
-            )
-            self.set_state("finished")
-            self.query_one("#op-max-size", Input).focus()
+        if self._wait_for_input(self.request):
             return
         self.set_state("planning")
         self.run_operation(self.request)
+
+    def _wait_for_input(self, request: OperationRequest) -> bool:
+        """Ask for what the operation cannot be planned without; True while it is missing."""
+        missing = ops_bridge.missing_input(request)
+        if missing is None:
+            return False
+        self.planned = None
+        self.query_one("#op-steps", DataTable).clear()
+        self.query_one("#op-totals", Static).update(Content.from_markup("[$text-warning]$m[/]", m=missing))
+        self.set_state("finished")
+        self.query(".op-text-option").first(Input).focus()
+        return True
 
     def set_state(self, state: str) -> None:
         for name in ("planning", "planned", "running", "finished"):
@@ -192,8 +206,10 @@ class OperationScreen(BaseScreen):
             parts.append(f"read {humanized.size(plan.bytes_read)}")
         if plan.bytes_written:
             parts.append(f"write ~{humanized.size(plan.bytes_written)}")
-        if plan.bytes_deleted:
-            parts.append(f"delete {humanized.size(plan.bytes_deleted)}")
+        deletes = sum(1 for step in planned.steps if step.action.startswith("delete"))
+        if deletes:
+            freed = f", {humanized.size(plan.bytes_deleted)}" if plan.bytes_deleted else ""
+            parts.append(f"delete {deletes} item(s){freed}")
         lines = [Content.from_markup("[b]total[/b] $t", t=", ".join(parts) or "no data moves")]
         if planned.target:
             lines.append(Content.from_markup("[b]changes[/b] $t", t=planned.target))
@@ -306,16 +322,17 @@ class OperationScreen(BaseScreen):
         if request.operation == "recompress":
             value = self.query_one("#op-compression", Select).value
             request = replace(request, compression=str(value))
-        elif request.operation == "trim":
-            request = replace(request, max_size=self.query_one("#op-max-size", Input).value)
         elif request.operation == "reexport":
             form = self.query_one("#op-form", Select).value
             request = replace(request, destination=self.query_one("#op-destination", Input).value, form=str(form))
+        for option in ops_bridge.text_options(request):
+            value = self.query_one(f"#{_option_id(option.field)}", Input).value
+            request = replace(request, **{option.field: value})  # type: ignore[arg-type]  # typed fields are str
         return request
 
     @on(Select.Changed)
     @on(Input.Submitted, "#op-destination")
-    @on(Input.Submitted, "#op-max-size")
+    @on(Input.Submitted, ".op-text-option")
     def _options_changed(self) -> None:
         if self.state in {"planned", "finished"}:
             self.action_replan()
@@ -326,6 +343,8 @@ class OperationScreen(BaseScreen):
         self.request = self._current_request()
         self.planned = None
         self.clear_error()
+        if self._wait_for_input(self.request):
+            return
         self.query_one("#op-steps", DataTable).clear()
         self.query_one("#op-totals", Static).update("planning…")
         self.query_one(ContentSwitcher).current = "op-plan"
