@@ -420,6 +420,43 @@ async def test_the_registry_catalog_arrives_page_by_page_and_filters(
         assert not _errors(app)
 
 
+async def test_the_catalog_fetches_the_next_page_only_when_it_is_wanted(
+    registry: RunningRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachescope.tui.messages import RepositoriesListed
+    from cachescope.tui.screens import browser
+
+    for n in range(8):
+        async with open_store(RegistryRef(registry.host, f"tui/lazy-{n}", "latest", plain_http=True)) as store:
+            await push_layout(fixture_dir("min-default"), store, "latest")
+    monkeypatch.setattr(browser, "CATALOG_PAGE_SIZE", 2)
+    monkeypatch.setattr(browser, "CATALOG_PREFETCH_ROWS", 3)
+    seen: list[Any] = []
+    app = CachescopeApp(registry.host, plain_http=True)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+
+        def pages() -> int:
+            # (the hook sees a message again as it bubbles up to the app)
+            return len({id(m) for m in seen if isinstance(m, RepositoriesListed) and m.names})
+
+        await wait_until(pilot, lambda: isinstance(app.screen, RegistryScreen) and pages() == 2)
+        screen = app.screen
+        assert isinstance(screen, RegistryScreen)
+        await pilot.pause(0.3)
+        # Two pages give 4 rows, 3 below the cursor: enough, so the loader waits.
+        assert pages() == 2
+        assert not screen.complete
+        assert "more as you scroll" in str(screen.query_one("#list-title").render())
+        screen.table.focus()
+        await pilot.press("j", "j")  # 1 row left below the cursor: the next page comes
+        await wait_until(pilot, lambda: pages() == 3)
+        assert len(screen.repositories) == 6
+        await pilot.press("slash", *"lazy-7")  # a filter needs every name
+        await wait_until(pilot, lambda: screen.complete)
+        assert screen.table.row_count == 1
+        assert not _errors(app)
+
+
 async def test_a_preloaded_cache_opens_without_reading_it_again(
     layout: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,6 +40,10 @@ from cachescope.tui.widgets.filter_bar import FilterBar
 DETAIL_CONCURRENCY = 4
 CATALOG_PAGE_SIZE = 100
 """Repositories asked for per catalog request; each page is shown as it arrives."""
+CATALOG_PREFETCH_ROWS = 150
+"""The next catalog page is fetched while fewer rows than this lie below the cursor (or a
+filter is typed, which needs every name): a registry with thousands of repositories costs
+one request until the user scrolls."""
 
 NAV_BINDINGS: list[BindingType] = [
     Binding("j", "cursor_down", "Down", show=False, tooltip="Next row", id="down"),
@@ -155,6 +159,8 @@ class RegistryScreen(ListScreen):
         self.host = host
         self.repositories: list[str] = []
         self.complete = False
+        self._more = asyncio.Event()
+        """Set when the list wants the next catalog page (see CATALOG_PREFETCH_ROWS)."""
 
     def compose(self) -> ComposeResult:
         yield from self.compose_list(f"Registry {self.host.host} · repositories", [("name", "Repository")])
@@ -166,17 +172,28 @@ class RegistryScreen(ListScreen):
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def load(self) -> None:
-        """The catalog page by page: the first page is on screen while the next ones load."""
+        """The catalog page by page, each on screen at once; the next only when it is wanted."""
         self.complete = False
         first = True
         try:
             async with aclosing(iter_repository_pages(self.host, page_size=CATALOG_PAGE_SIZE)) as pages:
                 async for names in pages:
+                    self._more.clear()
                     self.post_message(RepositoriesListed(names, done=False, first=first))
                     first = False
+                    await self._more.wait()  # set by the handler, the cursor or the filter
         finally:
             self.table.loading = False
         self.post_message(RepositoriesListed([], done=True, first=first))
+
+    def _want_more(self) -> None:
+        """Let the loader fetch the next page if the user is near the end or filtering."""
+        if self.complete or self._more.is_set():
+            return
+        table = self.table
+        below = table.row_count - table.cursor_row - 1
+        if self.query_one(FilterBar).value.strip() or below < CATALOG_PREFETCH_ROWS:
+            self._more.set()
 
     def on_repositories_listed(self, message: RepositoriesListed) -> None:
         if message.first:
@@ -197,18 +214,25 @@ class RegistryScreen(ListScreen):
                 if self.matches(name):
                     self.table.add_row(*self.row_cells(name), key=name)
         self._show_count()
+        self._want_more()
+
+    @on(DataTable.RowHighlighted, "#list-table")
+    def _cursor_moved(self) -> None:
+        self._want_more()
+
+    @on(Input.Changed, "#filter")
+    def _filter_wants_everything(self) -> None:
+        self._want_more()
 
     def _show_count(self) -> None:
         count = len(self.repositories)
         if not self.complete:
-            suffix = " · loading more…"
+            text = f"{count}+ repositories · more as you scroll"
         elif not count:
-            suffix = " (the catalog is empty or not listed by this registry)"
+            text = "0 repositories (the catalog is empty or not listed by this registry)"
         else:
-            suffix = ""
-        self.query_one("#list-title", Static).update(
-            f"Registry {self.host.host} · {count} repositor{'y' if count == 1 else 'ies'}{suffix}"
-        )
+            text = f"{count} repositor{'y' if count == 1 else 'ies'}"
+        self.query_one("#list-title", Static).update(f"Registry {self.host.host} · {text}")
 
     def visible_rows(self) -> list[str]:
         return [name for name in self.repositories if self.matches(name)]
