@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bytecode import ensure_bytecode  # noqa: E402
 from benchmarks.gen_cache import generate_cache  # noqa: E402
 
 
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-registry", action="store_true")
     args = parser.parse_args()
+    ensure_bytecode()  # as `pip install .` leaves it
     cli = [sys.executable, "-m", "cachescope.tui.cli"]
     with tempfile.TemporaryDirectory(prefix="cachescope-bench-") as tmp:
         layout = generate_cache(Path(tmp) / "cache", records=args.records, layers=args.layers)

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bytecode import ensure_bytecode  # noqa: E402
 from benchmarks.gen_cache import generate_cache  # noqa: E402
 
 # The child starts the TUI the way `cachescope REF` does (tui/cli.py `_run_tui`): the cache
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    ensure_bytecode()  # as `pip install .` leaves it
     with tempfile.TemporaryDirectory(prefix="cachescope-bench-tui-") as work:
         layout = Path(work) / "cache"
         generate_cache(layout, args.records, layers=args.layers)
