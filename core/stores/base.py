@@ -15,6 +15,7 @@ from typing import Final, Literal, Protocol, runtime_checkable
 from cachescope.core.errors import DigestMismatch, SizeMismatch, TooLarge
 from cachescope.core.model.digest import Digest, Hasher
 from cachescope.core.model.oci import Descriptor, Document
+from cachescope.core.pipes import ThreadSink
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 """Manifests above this are refused, as distribution does on PUT (maxManifestBodySize)."""
@@ -23,6 +24,8 @@ MAX_CONFIG_BYTES: Final = 64 * 1024 * 1024
 """JSON blobs (cache and image configs) read whole are capped here; BuildKit's own limit is 1 MiB."""
 
 CHUNK_BYTES: Final = 1024 * 1024
+THREADED_IO_BYTES: Final = 4 * 1024 * 1024
+"""Blobs this big are hashed (and, locally, read) on threads of their own; smaller ones are not worth a thread."""
 
 StoreKind = Literal["registry", "local"]
 
@@ -147,6 +150,28 @@ async def verified_stream(
         if pending is not None:
             yield pending
         pending = chunk
+    check.finish()
+    if pending is not None:
+        yield pending
+
+
+async def verified_stream_threaded(chunks: AsyncIterator[bytes], desc: Descriptor) -> AsyncIterator[bytes]:
+    """`verified_stream` with the hashing on a worker thread, for layers: the loop only moves bytes."""
+    check = StreamCheck(desc)
+    sink = ThreadSink(check.update, name="cachescope-verify")
+    pending: bytes | None = None
+    try:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            await sink.put(chunk)
+            if pending is not None:
+                yield pending
+            pending = chunk
+        await sink.close()
+    except BaseException:
+        await sink.cancel()
+        raise
     check.finish()
     if pending is not None:
         yield pending

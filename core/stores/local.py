@@ -29,6 +29,7 @@ from cachescope.core.stores.base import (
     CHUNK_BYTES,
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
+    THREADED_IO_BYTES,
     StoreKind,
     check_declared_size,
     verified_chunks,
@@ -37,8 +38,6 @@ from cachescope.core.stores.base import (
 
 OCI_LAYOUT_FILE: Final = b'{"imageLayoutVersion":"1.0.0"}'
 TEMP_PREFIX: Final = ".cachescope-tmp-"
-THREADED_IO_BYTES: Final = 4 * 1024 * 1024
-"""Blobs this big are read on a thread of their own; smaller ones are not worth a thread."""
 SYNC_EVERY_BYTES: Final = 32 * 1024 * 1024
 """Written data is pushed to disk every so often, so the fsync before the rename is short."""
 

@@ -40,14 +40,17 @@ from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.digest import Digest, Hasher, sha256_of, verify_bytes
 from cachescope.core.model.oci import Descriptor, Document, parse_document
 from cachescope.core.model.reference import RegistryHost, RegistryRef
+from cachescope.core.pipes import ThreadSink
 from cachescope.core.stores.auth import AuthSession, Credentials
 from cachescope.core.stores.base import (
     CHUNK_BYTES,
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
+    THREADED_IO_BYTES,
     StoreKind,
     check_declared_size,
     verified_stream,
+    verified_stream_threaded,
 )
 from cachescope.core.version import __version__
 
@@ -60,6 +63,8 @@ MAX_ERROR_BODY: Final = 64 * 1024
 MAX_LIST_BODY: Final = 16 * 1024 * 1024
 MAX_PAGES: Final = 100_000
 OCTET_STREAM: Final = "application/octet-stream"
+MONOLITHIC_MAX_BYTES: Final = 4 * 1024 * 1024
+"""Blobs up to this size are uploaded in one PUT (held in memory); bigger ones are streamed."""
 API_VERSION_HEADER: Final = "Docker-Distribution-API-Version"
 
 _MANIFEST_ACCEPT: Final = ", ".join(mt.MANIFEST_TYPES)
@@ -123,16 +128,33 @@ async def _read_capped(response: httpx.Response, limit: int, what: str) -> bytes
     return bytes(data)
 
 
-async def _rechunk(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
-    """Regroup a stream into pieces of exactly `size` bytes (the last may be shorter), in constant memory."""
-    buffer = bytearray()
-    async for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
+async def _hashed_body(
+    head: list[bytes], rest: AsyncIterator[bytes], hasher: Hasher, expected: Descriptor | None
+) -> AsyncIterator[bytes]:
+    """An upload body: the chunks pass through while a worker thread hashes them.
+
+    Overrunning `expected` fails at once; the hash is complete when the body ends.
+    """
+    sink = ThreadSink(hasher.update, name="cachescope-upload-hash")
+    sent = 0
+    try:
+        async for chunk in _chained(head, rest):
+            sent += len(chunk)
+            if expected is not None and sent > expected.size:
+                raise SizeMismatch(str(expected.digest), expected.size, sent)
+            await sink.put(chunk)
+            yield chunk
+        await sink.close()
+    except BaseException:
+        await sink.cancel()
+        raise
+
+
+async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 class RegistryClient:
@@ -229,29 +251,31 @@ class RegistryClient:
         scopes: tuple[str, ...] = (),
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         idempotent: bool = True,
     ) -> httpx.Response:
         """Send with auth and bounded retries; the caller owns (and must close) the streaming response.
 
-        Non-idempotent requests (upload chunks) are retried only when nothing can have been
-        applied: a refused connection or a 429.
+        Non-idempotent requests (uploads) are retried only when nothing can have been
+        applied: a refused connection or a 429. A streamed body can be sent only once, so
+        a request carrying one is never retried.
         """
         attempt = 0
+        retries = self.retries if content is None or isinstance(content, bytes) else 1
         while True:
             request = self._http.build_request(method, url, headers=headers, params=params, content=content)
             try:
                 response = await self._http.send(request, auth=self.auth.for_scopes(*scopes), stream=True)
             except httpx.TransportError as exc:
                 retryable = idempotent or isinstance(exc, httpx.ConnectError)
-                if not retryable or attempt + 1 >= self.retries:
+                if not retryable or attempt + 1 >= retries:
                     raise NetworkError(f"cannot reach {self.host}: {_describe(exc)}") from exc
                 await self.pause(self.backoff_delay(attempt))
                 attempt += 1
                 continue
             status = response.status_code
             retryable = status == 429 or (status >= 500 and (idempotent or status == 503))
-            if not retryable or attempt + 1 >= self.retries:
+            if not retryable or attempt + 1 >= retries:
                 return response
             await response.aclose()
             delay = _retry_after(response)
@@ -268,7 +292,7 @@ class RegistryClient:
         scopes: tuple[str, ...] = (),
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         idempotent: bool = True,
         limit: int = MAX_ERROR_BODY,
     ) -> tuple[httpx.Response, bytes]:
@@ -462,7 +486,7 @@ class RegistryStore:
     @asynccontextmanager
     async def _open_blob(self, desc: Descriptor, offset: int) -> AsyncIterator[AsyncIterator[bytes]]:
         raw = self._iter_blob(desc)
-        verified = verified_stream(raw, desc)
+        verified = verified_stream_threaded(raw, desc) if desc.size >= THREADED_IO_BYTES else verified_stream(raw, desc)
         stream = _skip(verified, offset) if offset else verified
         try:
             yield stream
@@ -547,31 +571,57 @@ class RegistryStore:
     ) -> Descriptor:
         """Upload a blob unless the repository has it; verified against `expected` before it is committed.
 
-        Small blobs go up in one PUT; larger ones in CHUNK_BYTES PATCHes, then a PUT with the
-        digest, so memory stays constant. A failed upload is cancelled.
+        A small blob goes up in one PUT. A larger one is streamed in a single PATCH, as
+        `docker push` and containerd do (every registry takes that; several mishandle a
+        sequence of ranged PATCHes, e.g. Amazon ECR, aws/containers-roadmap#2831), hashed on
+        a worker thread as it goes, then committed by a PUT with its digest. A failed
+        upload is cancelled; a rerun uploads that blob again.
         """
         if expected is not None and await self.blob_size(expected.digest) == expected.size:
             return expected
         hasher = Hasher(expected.digest.algorithm if expected else "sha256")
-        pieces = aiter(_rechunk(chunks, CHUNK_BYTES))
-        first = await anext(pieces, b"")
-        second = await anext(pieces, None) if len(first) == CHUNK_BYTES else None
-        if second is None:
-            hasher.update(first)
-            desc = self._finished(hasher, expected, media_type)
-            if expected is None and await self.blob_size(desc.digest) == desc.size:
-                return desc
-            location = await self._start_upload()
-            await self._commit_upload(location, desc.digest, first)
+        source = aiter(chunks)
+        head: list[bytes] = []
+        buffered = 0
+        while buffered <= MONOLITHIC_MAX_BYTES:
+            chunk = await anext(source, None)
+            if chunk is None:
+                break
+            head.append(chunk)
+            buffered += len(chunk)
+        else:
+            return await self._stream_upload(head, source, hasher, expected, media_type)
+        data = b"".join(head)
+        hasher.update(data)
+        desc = self._finished(hasher, expected, media_type)
+        if expected is None and await self.blob_size(desc.digest) == desc.size:
             return desc
         location = await self._start_upload()
+        await self._commit_upload(location, desc.digest, data)
+        return desc
+
+    async def _stream_upload(
+        self,
+        head: list[bytes],
+        rest: AsyncIterator[bytes],
+        hasher: Hasher,
+        expected: Descriptor | None,
+        media_type: str,
+    ) -> Descriptor:
+        location = await self._start_upload()
         try:
-            for piece in (first, second):
-                location = await self._patch(location, piece, hasher, expected)
-            async for piece in pieces:
-                location = await self._patch(location, piece, hasher, expected)
+            response, _ = await self.client.request(
+                "PATCH",
+                location,
+                ok=(202,),
+                subject=f"blob upload to {self.display_name}",
+                scopes=self._push,
+                headers={"Content-Type": OCTET_STREAM},
+                content=_hashed_body(head, rest, hasher, expected),
+                idempotent=False,
+            )
             desc = self._finished(hasher, expected, media_type)
-            await self._commit_upload(location, desc.digest, b"")
+            await self._commit_upload(self._location(response), desc.digest, b"")
         except BaseException:
             await self._cancel_upload(location)
             raise
@@ -606,23 +656,6 @@ class RegistryStore:
                 f"{self.client.host} answered {response.request.method} for a blob upload without a Location"
             )
         return response.url.join(location)
-
-    async def _patch(self, location: httpx.URL, piece: bytes, hasher: Hasher, expected: Descriptor | None) -> httpx.URL:
-        start = hasher.size
-        hasher.update(piece)
-        if expected is not None and hasher.size > expected.size:
-            raise SizeMismatch(str(expected.digest), expected.size, hasher.size)
-        response, _ = await self.client.request(
-            "PATCH",
-            location,
-            ok=(202,),
-            subject=f"blob upload to {self.display_name}",
-            scopes=self._push,
-            headers={"Content-Type": OCTET_STREAM, "Content-Range": f"{start}-{hasher.size - 1}"},
-            content=piece,
-            idempotent=False,
-        )
-        return self._location(response)
 
     async def _commit_upload(self, location: httpx.URL, digest: Digest, content: bytes) -> None:
         await self.client.request(

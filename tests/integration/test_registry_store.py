@@ -11,16 +11,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from cachescope.core.errors import AuthError, DigestMismatch, NotFound, TooLarge
+from cachescope.core.errors import AuthError, DigestMismatch, NotFound, SizeMismatch, TooLarge
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.digest import Digest, sha256_of
 from cachescope.core.model.oci import Descriptor, Index, Manifest
 from cachescope.core.model.reference import RegistryHost, parse_registry_ref
 from cachescope.core.stores.auth import Credentials
 from cachescope.core.stores.base import CHUNK_BYTES, SupportsManifestDelete, SupportsMount
-from cachescope.core.stores.registry import RegistryClient, RegistryStore, open_registry
+from cachescope.core.stores.registry import MONOLITHIC_MAX_BYTES, RegistryClient, RegistryStore, open_registry
 from tests.registry_server import RunningRegistry, iter_file, push_document, push_layout
 
 pytestmark = pytest.mark.integration
@@ -145,7 +146,7 @@ async def test_catalog_follows_link_pagination(registry: RunningRegistry, repo_n
 
 
 async def test_blob_round_trip_streams_in_chunks(registry: RunningRegistry, repo_name: str) -> None:
-    data = os.urandom(3 * CHUNK_BYTES + 12345)
+    data = os.urandom(MONOLITHIC_MAX_BYTES + 3 * CHUNK_BYTES + 12345)  # a streamed upload
     digest = sha256_of(data)
     async with client_for(registry) as client:
         store = client.repository(repo_name)
@@ -172,7 +173,7 @@ async def test_blob_round_trip_streams_in_chunks(registry: RunningRegistry, repo
 
 
 async def test_write_blob_refuses_wrong_bytes(registry: RunningRegistry, repo_name: str) -> None:
-    data = os.urandom(2 * CHUNK_BYTES + 5)
+    data = os.urandom(MONOLITHIC_MAX_BYTES + 2 * CHUNK_BYTES + 5)
     claimed = Descriptor(mt.OCI_LAYER, sha256_of(b"something else"), len(data))
     async with client_for(registry) as client:
         store = client.repository(repo_name)
@@ -184,6 +185,33 @@ async def test_write_blob_refuses_wrong_bytes(registry: RunningRegistry, repo_na
         with pytest.raises(DigestMismatch):
             await store.write_blob(chunks_of(b"abd"), expected=small)
         assert await store.blob_size(small.digest) is None
+        short = Descriptor(mt.OCI_LAYER, sha256_of(data[: len(data) // 2]), len(data) // 2)
+        with pytest.raises(SizeMismatch):  # more bytes than promised: stopped mid-stream
+            await store.write_blob(chunks_of(data), expected=short)
+        assert await store.blob_size(short.digest) is None
+
+
+@pytest.mark.parametrize("size", [1000, MONOLITHIC_MAX_BYTES, MONOLITHIC_MAX_BYTES + 1, 3 * MONOLITHIC_MAX_BYTES])
+async def test_uploads_are_one_put_or_one_streamed_patch(registry: RunningRegistry, repo_name: str, size: int) -> None:
+    """One PATCH whatever the size: several registries mishandle a sequence of ranged PATCHes."""
+    seen: list[str] = []
+    real = httpx.AsyncHTTPTransport()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return await real.handle_async_request(request)
+
+    data = os.urandom(size)
+    host = RegistryHost(registry.host, plain_http=True)
+    async with RegistryClient(host, credentials=ANONYMOUS, transport=httpx.MockTransport(handler)) as client:
+        store = client.repository(repo_name)
+        desc = await store.write_blob(chunks_of(data, 300_000))
+    await real.aclose()
+    assert desc.digest == sha256_of(data)
+    uploads = [m for m in seen if m in {"PATCH", "PUT"}]
+    assert uploads == (["PUT"] if size <= MONOLITHIC_MAX_BYTES else ["PATCH", "PUT"])
+    async with client_for(registry) as client, client.repository(repo_name).open_blob(desc) as stream:
+        assert b"".join([c async for c in stream]) == data
 
 
 async def test_layer_blob_from_fixture_streams_verified(registry: RunningRegistry, repo_name: str) -> None:

@@ -13,7 +13,8 @@ from cachescope.core.errors import DigestMismatch, SizeMismatch
 from cachescope.core.model.digest import sha256_of
 from cachescope.core.model.oci import Descriptor
 from cachescope.core.pipes import PIPE_DEPTH, ThreadSink, iter_in_thread
-from cachescope.core.stores.local import THREADED_IO_BYTES, LocalStore
+from cachescope.core.stores.base import THREADED_IO_BYTES
+from cachescope.core.stores.local import LocalStore
 
 
 async def test_iter_in_thread_keeps_order_and_runs_off_the_loop() -> None:

@@ -30,7 +30,7 @@ from cachescope.core.model.oci import Descriptor
 from cachescope.core.model.reference import RegistryHost
 from cachescope.core.stores.auth import Credentials, parse_www_authenticate
 from cachescope.core.stores.base import CHUNK_BYTES, MAX_MANIFEST_BYTES
-from cachescope.core.stores.registry import RegistryClient, RegistryStore
+from cachescope.core.stores.registry import MONOLITHIC_MAX_BYTES, RegistryClient, RegistryStore
 
 HOST = "registry.test"
 REPO = "team/cache"
@@ -264,9 +264,9 @@ async def test_connection_refused_forever_is_a_network_error() -> None:
     assert calls == 3
 
 
-async def test_upload_chunk_is_not_retried_after_a_read_timeout() -> None:
-    """A PATCH that may have been applied must not be sent twice."""
-    data = os.urandom(2 * CHUNK_BYTES + 1)
+async def test_streamed_upload_is_not_retried_after_a_read_timeout() -> None:
+    """A PATCH that may have been applied (and whose body is spent) must not be sent twice."""
+    data = os.urandom(MONOLITHIC_MAX_BYTES + 1)
     patches = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
