@@ -150,6 +150,20 @@ async def _hashed_body(
         raise
 
 
+async def _coalesced(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """Socket reads (tens of KiB) joined into pieces of about `size`, with one copy each."""
+    parts: list[bytes] = []
+    held = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
 async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     for chunk in head:
         yield chunk
@@ -515,7 +529,7 @@ class RegistryStore:
                         )
                 elif position:
                     skip = position  # the server ignored Range and sent the blob from its start
-                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                async for chunk in _coalesced(response.aiter_bytes(), CHUNK_BYTES):
                     if skip:
                         dropped = min(skip, len(chunk))
                         skip -= dropped
