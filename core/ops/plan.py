@@ -231,8 +231,10 @@ class Plan:
             totals.append(f"read {size(self.bytes_read)}")
         if self.bytes_written:
             totals.append(f"write ~{size(self.bytes_written)}")
-        if self.bytes_deleted or any(s.action.startswith("delete-") for s in self.steps):
-            totals.append(f"delete {size(self.bytes_deleted)}")
+        deletes = sum(1 for s in self.steps if s.action.startswith("delete-"))
+        if deletes:
+            freed = f" ({size(self.bytes_deleted)})" if self.bytes_deleted else ""
+            totals.append(f"delete {deletes} item(s){freed}")
         moved = sum(1 for s in self.steps if s.action == "move-tag")
         if moved:
             totals.append(f"move {moved} existing tag(s)")

@@ -439,3 +439,17 @@ def test_plan_fingerprint_changes_with_the_steps() -> None:
     b = Plan("x", "s", "d", (Step("copy-blob", "a", 2),))
     assert a.fingerprint != b.fingerprint
     assert a.fingerprint == Plan("x", "s", "d", (Step("copy-blob", "a", 1),)).fingerprint
+
+
+def test_plan_totals_count_deletions_even_when_no_bytes_are_freed_yet() -> None:
+    from cachescope.core.ops.plan import Plan, Step
+
+    registry_prune = Plan(
+        "prune",
+        "reg/repo",
+        "reg/repo",
+        (Step("delete-manifest", "sha256:" + "a" * 64, 900), Step("delete-manifest", "sha256:" + "b" * 64, 800)),
+    )
+    assert "total: 0 blob(s) created, 0 reused, delete 2 item(s)" in registry_prune.render()
+    layout_prune = Plan("prune", "oci:x", "oci:x", (Step("delete-blob", "sha256:" + "c" * 64, 2048),))
+    assert "delete 1 item(s) (2048 B)" in layout_prune.render()
