@@ -158,7 +158,7 @@ async def iter_decompressed(chunks: AsyncIterable[bytes], compression: Compressi
 DEFAULT_ZSTD_LEVEL: Final = 3
 ZSTD_LEVELS: Final = range(1, 23)
 GZIP_LEVELS: Final = range(0, 10)
-PLAIN_PIECE: Final = 256 * 1024
+PLAIN_PIECE: Final = 2 * 1024 * 1024
 """Most decompressed bytes produced at once, whatever the compression ratio (zeros, RLE blocks)."""
 ZSTD_JOB_BYTES: Final = 2 * 1024 * 1024
 """Input per zstd worker job when compressing with threads."""
