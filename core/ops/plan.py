@@ -212,6 +212,26 @@ class Plan:
 
     # -- output -------------------------------------------------------------------------
 
+    def totals(self, size: Callable[[int], str] = lambda n: f"{n} B") -> list[str]:
+        """What the plan adds up to, one phrase each ("3 blob(s) created", "delete 2 item(s) (1 MiB)")."""
+        parts = []
+        if self.blobs_created:
+            parts.append(f"{self.blobs_created} blob(s) created")
+        if self.blobs_reused:
+            parts.append(f"{self.blobs_reused} reused")
+        if self.bytes_read:
+            parts.append(f"read {size(self.bytes_read)}")
+        if self.bytes_written:
+            parts.append(f"write ~{size(self.bytes_written)}")
+        deletes = sum(1 for s in self.steps if s.action.startswith("delete-"))
+        if deletes:
+            freed = f" ({size(self.bytes_deleted)})" if self.bytes_deleted else ""
+            parts.append(f"delete {deletes} item(s){freed}")
+        moved = sum(1 for s in self.steps if s.action == "move-tag")
+        if moved:
+            parts.append(f"move {moved} existing tag(s)")
+        return parts
+
     def render(self, size: Callable[[int], str] = lambda n: f"{n} B") -> str:
         """The plan as text for `--dry-run` and confirmation prompts."""
         head = f"{self.operation} {self.source or ''}"
@@ -226,18 +246,7 @@ class Plan:
             if step.detail:
                 parts.append(step.detail)
             lines.append("  " + "  ".join(parts))
-        totals = [f"{self.blobs_created} blob(s) created", f"{self.blobs_reused} reused"]
-        if self.bytes_read:
-            totals.append(f"read {size(self.bytes_read)}")
-        if self.bytes_written:
-            totals.append(f"write ~{size(self.bytes_written)}")
-        deletes = sum(1 for s in self.steps if s.action.startswith("delete-"))
-        if deletes:
-            freed = f" ({size(self.bytes_deleted)})" if self.bytes_deleted else ""
-            totals.append(f"delete {deletes} item(s){freed}")
-        moved = sum(1 for s in self.steps if s.action == "move-tag")
-        if moved:
-            totals.append(f"move {moved} existing tag(s)")
+        totals = self.totals(size) or ["no data moves"]
         lines.append("total: " + ", ".join(totals))
         lines.extend(f"note: {note}" for note in self.notes)
         if self.is_empty:

@@ -450,6 +450,7 @@ def test_plan_totals_count_deletions_even_when_no_bytes_are_freed_yet() -> None:
         "reg/repo",
         (Step("delete-manifest", "sha256:" + "a" * 64, 900), Step("delete-manifest", "sha256:" + "b" * 64, 800)),
     )
-    assert "total: 0 blob(s) created, 0 reused, delete 2 item(s)" in registry_prune.render()
+    assert "total: delete 2 item(s)" in registry_prune.render()
+    assert registry_prune.totals() == ["delete 2 item(s)"]
     layout_prune = Plan("prune", "oci:x", "oci:x", (Step("delete-blob", "sha256:" + "c" * 64, 2048),))
     assert "delete 1 item(s) (2048 B)" in layout_prune.render()

@@ -197,19 +197,7 @@ class OperationScreen(BaseScreen):
     @staticmethod
     def _totals(planned: PlannedOperation) -> Content:
         plan = planned.plan
-        parts = []
-        if plan.blobs_created:
-            parts.append(f"{plan.blobs_created} blob(s) created")
-        if plan.blobs_reused:
-            parts.append(f"{plan.blobs_reused} reused")
-        if plan.bytes_read:
-            parts.append(f"read {humanized.size(plan.bytes_read)}")
-        if plan.bytes_written:
-            parts.append(f"write ~{humanized.size(plan.bytes_written)}")
-        deletes = sum(1 for step in planned.steps if step.action.startswith("delete"))
-        if deletes:
-            freed = f", {humanized.size(plan.bytes_deleted)}" if plan.bytes_deleted else ""
-            parts.append(f"delete {deletes} item(s){freed}")
+        parts = plan.totals(humanized.size) if hasattr(plan, "totals") else []
         lines = [Content.from_markup("[b]total[/b] $t", t=", ".join(parts) or "no data moves")]
         if planned.target:
             lines.append(Content.from_markup("[b]changes[/b] $t", t=planned.target))
