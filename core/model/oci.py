@@ -102,15 +102,7 @@ class Index:
         """The raw bytes if unchanged, else deterministic Go-style JSON."""
         if self.raw:
             return self.raw
-        doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
-        if "artifactType" in self.extra:
-            doc["artifactType"] = self.extra["artifactType"]
-        doc["manifests"] = [d.to_json() for d in self.manifests]
-        if self.annotations:
-            doc["annotations"] = dict(self.annotations)
-        for key, value in self.extra.items():
-            doc.setdefault(key, value)
-        return go_dumps(doc)
+        return _encode_document(self, {"manifests": [d.to_json() for d in self.manifests]})
 
     def changed(self, **changes: Any) -> Index:
         """A copy with changes applied and `raw` dropped so it re-encodes."""
@@ -135,24 +127,30 @@ class Manifest:
     def encode(self) -> bytes:
         if self.raw:
             return self.raw
-        doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
-        if "artifactType" in self.extra:
-            doc["artifactType"] = self.extra["artifactType"]
-        doc["config"] = self.config.to_json()
-        doc["layers"] = [d.to_json() for d in self.layers]
+        body: dict[str, Any] = {"config": self.config.to_json(), "layers": [d.to_json() for d in self.layers]}
         if "subject" in self.extra:
-            doc["subject"] = self.extra["subject"]
-        if self.annotations:
-            doc["annotations"] = dict(self.annotations)
-        for key, value in self.extra.items():
-            doc.setdefault(key, value)
-        return go_dumps(doc)
+            body["subject"] = self.extra["subject"]
+        return _encode_document(self, body)
 
     def changed(self, **changes: Any) -> Manifest:
         return replace(self, raw=b"", **changes)
 
 
 Document = Index | Manifest
+
+
+def _encode_document(document: Document, body: dict[str, Any]) -> bytes:
+    """Go-style JSON in the field order BuildKit writes: schemaVersion, mediaType, artifactType,
+    the body, annotations, then any keys we did not model (kept, never dropped)."""
+    doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": document.media_type}
+    if "artifactType" in document.extra:
+        doc["artifactType"] = document.extra["artifactType"]
+    doc.update(body)
+    if document.annotations:
+        doc["annotations"] = dict(document.annotations)
+    for key, value in document.extra.items():
+        doc.setdefault(key, value)
+    return go_dumps(doc)
 
 
 def parse_document(raw: bytes, declared_media_type: str | None = None, *, what: str = "manifest") -> Document:
