@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cachescope.core.errors import AuthError, DigestMismatch, NotFound, SizeMismatch, TooLarge
+from cachescope.core.errors import AuthError, DigestMismatch, NetworkError, NotFound, SizeMismatch, TooLarge
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.digest import Digest, sha256_of
 from cachescope.core.model.oci import Descriptor, Index, Manifest
@@ -409,3 +409,35 @@ async def test_missing_credential_helper_is_an_auth_error(
         with pytest.raises(AuthError) as excinfo:
             await client.ping()
     assert "docker-credential-cachescope-absent-helper" in one_line(excinfo.value)
+
+
+async def test_a_streamed_upload_dropped_midway_commits_nothing_and_can_be_redone(
+    registry: RunningRegistry, repo_name: str
+) -> None:
+    data = os.urandom(2 * MONOLITHIC_MAX_BYTES)
+    desc = Descriptor(mt.OCI_LAYER, sha256_of(data), len(data))
+    real = httpx.AsyncHTTPTransport()
+    methods: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        methods.append(request.method)
+        if request.method == "PATCH":
+            received = 0
+            async for part in request.stream:
+                received += len(part)
+                if received > MONOLITHIC_MAX_BYTES:
+                    raise httpx.WriteError("connection dropped (injected)", request=request)
+        return await real.handle_async_request(request)
+
+    host = RegistryHost(registry.host, plain_http=True)
+    async with RegistryClient(host, credentials=ANONYMOUS, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(NetworkError, match="injected"):
+            await client.repository(repo_name).write_blob(chunks_of(data), expected=desc)
+    await real.aclose()
+    assert methods.count("PATCH") == 1  # a spent body is never sent again
+    assert "DELETE" in methods  # the abandoned upload is cancelled
+    async with client_for(registry) as client:
+        store = client.repository(repo_name)
+        assert await store.blob_size(desc.digest) is None
+        assert await store.write_blob(chunks_of(data), expected=desc) == desc  # the rerun finishes
+        assert await store.blob_size(desc.digest) == len(data)
