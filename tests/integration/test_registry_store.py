@@ -291,6 +291,15 @@ async def test_basic_auth_with_right_password(basic_registry: RunningRegistry, r
         assert fetched == desc
         assert await store.list_tags() == ["latest"]
         assert repo_name in await client.list_repositories()
+        await _streamed_round_trip(store)  # a body streamed once must not need a 401 retry
+
+
+async def _streamed_round_trip(store: RegistryStore) -> None:
+    data = os.urandom(MONOLITHIC_MAX_BYTES + 100_000)
+    desc = await store.write_blob(chunks_of(data))
+    assert desc.digest == sha256_of(data)
+    async with store.open_blob(desc) as stream:
+        assert b"".join([c async for c in stream]) == data
 
 
 async def test_basic_auth_with_wrong_password(basic_registry: RunningRegistry, repo_name: str) -> None:
@@ -327,6 +336,7 @@ async def test_token_auth_push_pull_and_catalog(token_registry: RunningRegistry,
         assert isinstance(doc, Index)
         assert await store.list_tags() == ["cache"]
         assert repo_name in await client.list_repositories(page_size=1)
+        await _streamed_round_trip(store)
         await store.delete_tag("cache")
         with pytest.raises(NotFound):
             await store.fetch_manifest("cache")
