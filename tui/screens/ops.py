@@ -37,6 +37,18 @@ def start_operation(screen: BaseScreen, name: str, source: Ref, tag: str | None)
     screen.app.push_screen(OperationScreen(OperationRequest(name, source, tag)))
 
 
+SUBJECT_WIDTH = 32
+"""Plan subjects wider than this (long references) keep their end, the tag, so details stay in view."""
+
+
+def _short_subject(subject: str) -> str:
+    if subject.startswith("sha256:"):
+        return humanized.short_digest(subject, 16)
+    if len(subject) > SUBJECT_WIDTH:
+        return "\N{HORIZONTAL ELLIPSIS}" + subject[-(SUBJECT_WIDTH - 1) :]
+    return subject
+
+
 def _option_id(field: str) -> str:
     return "op-" + field.replace("_", "-")
 
@@ -184,7 +196,7 @@ class OperationScreen(BaseScreen):
             style = "bold red" if step.destructive else ("green" if step.action == "reuse-blob" else "")
             table.add_row(
                 Text(step.action, style=style),
-                humanized.short_digest(step.subject, 16) if ":" in step.subject[:8] else step.subject,
+                _short_subject(step.subject),
                 Text(humanized.size(step.size) if step.size else "", justify="right"),
                 step.detail,
                 key=str(number),
