@@ -588,3 +588,14 @@ async def test_layout_prune_can_drop_tags_it_is_told_not_to_keep(layout: Callabl
         e["annotations"]["org.opencontainers.image.ref.name"]
         for e in json.loads((tmp_path / "cache" / "index.json").read_text())["manifests"]
     } == {"main", "feature"}  # only planned
+
+
+def test_plan_subjects_keep_their_tag_when_shortened() -> None:
+    from cachescope.tui.screens.ops import SUBJECT_WIDTH, _short_subject
+
+    long_ref = "registry.example.com:5000/team/a-rather-long-repository-name:feature-branch"
+    short = _short_subject(long_ref)
+    assert len(short) == SUBJECT_WIDTH
+    assert short.endswith(":feature-branch")
+    assert _short_subject("oci:cache:main") == "oci:cache:main"
+    assert _short_subject("sha256:" + "ab" * 32) == "sha256:" + "ab" * 8
