@@ -75,7 +75,8 @@ class ToThread:
 
     def wake(self) -> None:
         """Unblock a waiting `put` after a failure (callable from any thread)."""
-        self._loop.call_soon_threadsafe(self._slots.release)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            self._loop.call_soon_threadsafe(self._slots.release)
 
     def __iter__(self) -> Iterator[bytes]:
         for item in self._pipe:
@@ -100,7 +101,8 @@ class ToLoop:
 
     def wake(self) -> None:
         """Unblock `get` after a failure (callable from any thread)."""
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
 
     async def get(self) -> bytes | None:
         """The next item, `END` at the end, None when the pipeline failed."""

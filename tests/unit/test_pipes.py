@@ -160,3 +160,16 @@ async def test_writer_failure_midway_leaves_no_temp_file(tmp_path: Path) -> None
     with pytest.raises(ConnectionError):
         await store.write_blob(failing())
     assert list((tmp_path / "layout" / "blobs" / "sha256").iterdir()) == []
+
+
+def test_waking_a_pipe_whose_loop_is_gone_is_harmless() -> None:
+    import asyncio
+
+    from cachescope.core.pipes import ToLoop, ToThread
+
+    loop = asyncio.new_event_loop()
+    abort = threading.Event()
+    to_loop, to_thread = ToLoop(loop, abort), ToThread(loop, abort)
+    loop.close()
+    to_loop.wake()  # a worker failing after the run ended must not die with a traceback
+    to_thread.wake()
