@@ -32,12 +32,12 @@ from cachescope.core.stores.base import (
     MAX_MANIFEST_BYTES,
     Store,
     SupportsBulkBlobSizes,
+    SupportsRequestConcurrency,
     check_declared_size,
 )
 
 _HEAD_CONCURRENCY: Final = 16
-"""Blob HEADs in flight: enough to hide a remote registry's latency; more only feeds httpcore's
-pool, whose per-request bookkeeping grows with its open connections (32 was twice as slow on loopback)."""
+"""Blob HEADs in flight for a store that gives no hint of its own."""
 _IMAGE_CONFIG_TYPES: Final = frozenset({mt.OCI_IMAGE_CONFIG, mt.DOCKER_IMAGE_CONFIG})
 
 
@@ -225,7 +225,8 @@ async def _with_blob_states(store: Store, cache: LoadedCache) -> LoadedCache:
     if isinstance(store, SupportsBulkBlobSizes):
         sizes = await store.blob_sizes(digests)
         return replace(cache, blobs={d: BlobState(sizes.get(d)) for d in digests})
-    semaphore = asyncio.Semaphore(_HEAD_CONCURRENCY)
+    limit = store.request_concurrency if isinstance(store, SupportsRequestConcurrency) else _HEAD_CONCURRENCY
+    semaphore = asyncio.Semaphore(limit)
 
     async def state(digest: Digest) -> tuple[Digest, BlobState]:
         async with semaphore:

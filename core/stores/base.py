@@ -108,6 +108,14 @@ class SupportsMount(Protocol):
 
 
 @runtime_checkable
+class SupportsRequestConcurrency(Protocol):
+    """Stores that know how many small requests (blob HEADs) are worth having in flight."""
+
+    @property
+    def request_concurrency(self) -> int: ...
+
+
+@runtime_checkable
 class SupportsManifestDelete(Protocol):
     async def delete_manifest(self, digest: Digest) -> None: ...
 

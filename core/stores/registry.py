@@ -39,7 +39,7 @@ from cachescope.core.errors import (
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.digest import Digest, Hasher, sha256_of, verify_bytes
 from cachescope.core.model.oci import Descriptor, Document, parse_document
-from cachescope.core.model.reference import RegistryHost, RegistryRef
+from cachescope.core.model.reference import RegistryHost, RegistryRef, is_loopback_host
 from cachescope.core.pipes import ThreadSink
 from cachescope.core.stores.auth import AuthSession, Credentials
 from cachescope.core.stores.base import (
@@ -63,6 +63,12 @@ MAX_ERROR_BODY: Final = 64 * 1024
 MAX_LIST_BODY: Final = 16 * 1024 * 1024
 MAX_PAGES: Final = 100_000
 OCTET_STREAM: Final = "application/octet-stream"
+REMOTE_CONCURRENCY: Final = 16
+"""Small requests in flight to a remote registry: enough to hide its latency. More only feeds
+httpcore's pool, whose bookkeeping per request grows with its open connections."""
+LOOPBACK_CONCURRENCY: Final = 8
+"""On this machine there is no latency to hide, only that bookkeeping: with 8 in flight, 2,000
+blob HEADs took 6-7 s here, with 16 took 9-10 s and with 32 took 11-12 s."""
 MONOLITHIC_MAX_BYTES: Final = 4 * 1024 * 1024
 """Blobs up to this size are uploaded in one PUT (held in memory); bigger ones are streamed."""
 API_VERSION_HEADER: Final = "Docker-Distribution-API-Version"
@@ -420,6 +426,10 @@ class RegistryStore:
         """Close the HTTP client if this store opened it (open_registry), else nothing."""
         if self._owns_client:
             await self.client.aclose()
+
+    @property
+    def request_concurrency(self) -> int:
+        return LOOPBACK_CONCURRENCY if is_loopback_host(self.client.host) else REMOTE_CONCURRENCY
 
     def _path(self, kind: str, reference: str) -> str:
         return f"/v2/{self.repository}/{kind}/{reference}"

@@ -546,3 +546,48 @@ def test_parse_www_authenticate_keeps_quoted_commas() -> None:
         "service": "reg",
         "scope": "repository:a/b:pull,push",
     }
+
+
+# -- how many blob checks are in flight ----------------------------------------------------------
+
+
+def test_a_registry_on_this_machine_gets_fewer_requests_in_flight() -> None:
+    from cachescope.core.stores.registry import LOOPBACK_CONCURRENCY, REMOTE_CONCURRENCY
+
+    assert LOOPBACK_CONCURRENCY < REMOTE_CONCURRENCY
+    for host, expected in (
+        ("127.0.0.1:5000", LOOPBACK_CONCURRENCY),
+        ("localhost:5000", LOOPBACK_CONCURRENCY),
+        ("ghcr.io", REMOTE_CONCURRENCY),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", REMOTE_CONCURRENCY),
+    ):
+        client = RegistryClient(RegistryHost(host, plain_http=True), credentials=Credentials())
+        assert client.repository("team/cache").request_concurrency == expected, host
+
+
+async def test_blob_checks_respect_the_stores_concurrency_hint() -> None:
+    import asyncio
+    from pathlib import Path
+
+    from cachescope.core.model.digest import Digest
+    from cachescope.core.reader import _with_blob_states, load_cache
+    from cachescope.core.stores.local import LocalStore
+
+    fixture = Path(__file__).resolve().parents[1] / "data" / "buildkit" / "max-default"
+    cache = await load_cache(LocalStore(fixture), "latest", check_blobs=False)
+    in_flight = peak = 0
+
+    class SlowStore:
+        request_concurrency = 3
+
+        async def blob_size(self, digest: Digest) -> int | None:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return 1
+
+    checked = await _with_blob_states(SlowStore(), cache)  # type: ignore[arg-type]
+    assert len(checked.blobs or {}) == 8
+    assert peak == 3
