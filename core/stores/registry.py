@@ -170,6 +170,14 @@ async def _coalesced(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[b
         yield b"".join(parts)
 
 
+def _upload_headers(expected: Descriptor | None) -> dict[str, str]:
+    """A copy announces its length (no chunked encoding for proxies to mind); a new blob cannot."""
+    headers = {"Content-Type": OCTET_STREAM}
+    if expected is not None:
+        headers["Content-Length"] = str(expected.size)
+    return headers
+
+
 async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     for chunk in head:
         yield chunk
@@ -640,7 +648,7 @@ class RegistryStore:
                 ok=(202,),
                 subject=f"blob upload to {self.display_name}",
                 scopes=self._push,
-                headers={"Content-Type": OCTET_STREAM},
+                headers=_upload_headers(expected),
                 content=_hashed_body(head, rest, hasher, expected),
                 idempotent=False,
             )

@@ -195,10 +195,13 @@ async def test_write_blob_refuses_wrong_bytes(registry: RunningRegistry, repo_na
 async def test_uploads_are_one_put_or_one_streamed_patch(registry: RunningRegistry, repo_name: str, size: int) -> None:
     """One PATCH whatever the size: several registries mishandle a sequence of ranged PATCHes."""
     seen: list[str] = []
+    patch_headers: list[httpx.Headers] = []
     real = httpx.AsyncHTTPTransport()
 
     async def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.method)
+        if request.method == "PATCH":
+            patch_headers.append(request.headers)
         return await real.handle_async_request(request)
 
     data = os.urandom(size)
@@ -206,10 +209,18 @@ async def test_uploads_are_one_put_or_one_streamed_patch(registry: RunningRegist
     async with RegistryClient(host, credentials=ANONYMOUS, transport=httpx.MockTransport(handler)) as client:
         store = client.repository(repo_name)
         desc = await store.write_blob(chunks_of(data, 300_000))
+        copied = await client.repository(f"{repo_name}-copy").write_blob(chunks_of(data, 300_000), expected=desc)
     await real.aclose()
     assert desc.digest == sha256_of(data)
+    assert copied == desc
     uploads = [m for m in seen if m in {"PATCH", "PUT"}]
-    assert uploads == (["PUT"] if size <= MONOLITHIC_MAX_BYTES else ["PATCH", "PUT"])
+    assert uploads == (["PUT"] * 2 if size <= MONOLITHIC_MAX_BYTES else ["PATCH", "PUT"] * 2)
+    if patch_headers:  # a new blob's length is unknown; a copy announces it
+        new, copy = patch_headers
+        assert new.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in new
+        assert copy.get("Content-Length") == str(size)
+        assert "Transfer-Encoding" not in copy
     async with client_for(registry) as client, client.repository(repo_name).open_blob(desc) as stream:
         assert b"".join([c async for c in stream]) == data
 
