@@ -54,7 +54,7 @@ async def test_no_argument_opens_the_bundled_sample_in_the_cache_view() -> None:
         assert isinstance(screen, CacheScreen)
         assert screen.report is not None
         assert screen.query_one(LayerTable).row_count == len(screen.report.layers) == 9
-        assert [type(s).__name__ for s in app.screen_stack] == ["OpenScreen", "CacheScreen"]
+        assert [type(s).__name__ for s in app.screen_stack] == ["LaunchScreen", "CacheScreen"]
         await pilot.press("y")
         assert app.clipboard.startswith("sha256:")
         await pilot.press("escape")  # back to the tags of the layout the cache lives in
@@ -599,3 +599,19 @@ def test_plan_subjects_keep_their_tag_when_shortened() -> None:
     assert short.endswith(":feature-branch")
     assert _short_subject("oci:cache:main") == "oci:cache:main"
     assert _short_subject("sha256:" + "ab" * 32) == "sha256:" + "ab" * 8
+
+
+async def test_the_open_screen_is_built_only_when_reached_and_leaving_it_quits() -> None:
+    from cachescope.tui.app import LaunchScreen
+
+    app = CachescopeApp(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, _cache_loaded(app))
+        assert not any(isinstance(s, OpenScreen) for s in app.screen_stack)  # nothing built underneath
+        assert isinstance(app.screen_stack[0], LaunchScreen)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, OpenScreen))
+        assert [type(s).__name__ for s in app.screen_stack] == ["LaunchScreen", "OpenScreen"]
+        assert app.screen.query_one("#ref-input", Input).has_focus
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.is_running)

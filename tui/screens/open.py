@@ -65,7 +65,7 @@ class ReferenceValidator(Validator):
 
 
 class OpenScreen(BaseScreen):
-    """The bottom of the screen stack: leaving it quits."""
+    """The bottom of what the user navigates (over the app's launcher): leaving it quits."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Quit", tooltip="Leave cachescope", id="back"),
@@ -102,6 +102,9 @@ class OpenScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.query_one("#ref-input", Input).focus()
+
+    def action_back(self) -> None:
+        self.app.exit()  # below it there is only the app's launcher
 
     def on_screen_resume(self) -> None:
         from cachescope.tui import recent  # noqa: PLC0415 - cheap, avoids a module-level cycle
