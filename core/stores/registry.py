@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self, overload
 
+import httpcore
 import httpx
 
 from cachescope.core.errors import (
@@ -183,6 +184,21 @@ async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterat
         yield chunk
     async for chunk in rest:
         yield chunk
+
+
+def _read_responses_in_bigger_pieces() -> None:
+    """Let httpcore hand over up to 1 MiB per read instead of 64 KiB.
+
+    Layer downloads are hundreds of MiB and every piece is a trip through h11 and anyio on
+    the event loop: 1 MiB pieces took a 340 MiB download here from 1.2-1.5 s to 0.9 s. It is
+    httpcore's own class constant; a release without it simply keeps its default.
+    """
+    connection = getattr(httpcore, "AsyncHTTP11Connection", None)
+    if connection is not None and getattr(connection, "READ_NUM_BYTES", None) == 64 * 1024:
+        connection.READ_NUM_BYTES = 1024 * 1024
+
+
+_read_responses_in_bigger_pieces()
 
 
 class RegistryClient:
