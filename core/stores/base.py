@@ -142,43 +142,37 @@ class StreamCheck:
 
 
 async def verified_stream(
-    chunks: AsyncIterator[bytes], desc: Descriptor, *, offset_hasher: Hasher | None = None
+    chunks: AsyncIterator[bytes],
+    desc: Descriptor,
+    *,
+    offset_hasher: Hasher | None = None,
+    threaded: bool = False,
 ) -> AsyncIterator[bytes]:
-    """Pass chunks through, hashing them; fail on overrun at once and on mismatch at EOF.
+    """Pass chunks through, hashing them; fail on overrun and on mismatch at EOF.
 
     The last chunk is held back until the digest is checked, so a consumer never sees
-    all of a blob that turns out to be wrong.
+    all of a blob that turns out to be wrong. `threaded` hashes on a worker thread (for
+    layers: the loop then only moves bytes); an overrun then fails a chunk or two later.
     """
     check = StreamCheck(desc, offset_hasher)
-    pending: bytes | None = None
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        check.update(chunk)
-        if pending is not None:
-            yield pending
-        pending = chunk
-    check.finish()
-    if pending is not None:
-        yield pending
-
-
-async def verified_stream_threaded(chunks: AsyncIterator[bytes], desc: Descriptor) -> AsyncIterator[bytes]:
-    """`verified_stream` with the hashing on a worker thread, for layers: the loop only moves bytes."""
-    check = StreamCheck(desc)
-    sink = ThreadSink(check.update, name="cachescope-verify")
+    sink = ThreadSink(check.update, name="cachescope-verify") if threaded else None
     pending: bytes | None = None
     try:
         async for chunk in chunks:
             if not chunk:
                 continue
-            await sink.put(chunk)
+            if sink is None:
+                check.update(chunk)
+            else:
+                await sink.put(chunk)
             if pending is not None:
                 yield pending
             pending = chunk
-        await sink.close()
+        if sink is not None:
+            await sink.close()
     except BaseException:
-        await sink.cancel()
+        if sink is not None:
+            await sink.cancel()
         raise
     check.finish()
     if pending is not None:

@@ -51,7 +51,6 @@ from cachescope.core.stores.base import (
     StoreKind,
     check_declared_size,
     verified_stream,
-    verified_stream_threaded,
 )
 from cachescope.core.version import __version__
 
@@ -534,7 +533,7 @@ class RegistryStore:
     @asynccontextmanager
     async def _open_blob(self, desc: Descriptor, offset: int) -> AsyncIterator[AsyncIterator[bytes]]:
         raw = self._iter_blob(desc)
-        verified = verified_stream_threaded(raw, desc) if desc.size >= THREADED_IO_BYTES else verified_stream(raw, desc)
+        verified = verified_stream(raw, desc, threaded=desc.size >= THREADED_IO_BYTES)
         stream = _skip(verified, offset) if offset else verified
         try:
             yield stream

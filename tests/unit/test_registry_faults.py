@@ -29,7 +29,7 @@ from cachescope.core.model.digest import sha256_of
 from cachescope.core.model.oci import Descriptor
 from cachescope.core.model.reference import RegistryHost
 from cachescope.core.stores.auth import Credentials, parse_www_authenticate
-from cachescope.core.stores.base import CHUNK_BYTES, MAX_MANIFEST_BYTES
+from cachescope.core.stores.base import CHUNK_BYTES, MAX_MANIFEST_BYTES, THREADED_IO_BYTES
 from cachescope.core.stores.registry import MONOLITHIC_MAX_BYTES, RegistryClient, RegistryStore
 
 HOST = "registry.test"
@@ -167,16 +167,28 @@ async def test_blob_that_keeps_dropping_gives_up() -> None:
     assert "cannot reach registry.test" in str(excinfo.value)
 
 
-async def test_truncated_blob_is_a_size_mismatch() -> None:
-    data = os.urandom(5000)
-    store, _ = make_store(lambda request: httpx.Response(200, content=data[:4000]))
+@pytest.mark.parametrize("size", [5000, THREADED_IO_BYTES + 5000])
+async def test_truncated_blob_is_a_size_mismatch(size: int) -> None:
+    data = os.urandom(size)
+    store, _ = make_store(lambda request: httpx.Response(200, content=data[:-1000]))
     async with store:
         with pytest.raises(SizeMismatch):
             await read_all(store, blob_desc(data))
 
 
-async def test_wrong_blob_bytes_are_a_digest_mismatch_before_the_last_chunk() -> None:
-    data = os.urandom(2 * CHUNK_BYTES + 10)
+async def test_an_overlong_layer_fails_as_a_size_mismatch_on_the_threaded_path() -> None:
+    data = os.urandom(THREADED_IO_BYTES + 5000)
+    store, _ = make_store(lambda request: httpx.Response(200, content=data + b"extra bytes"))
+    async with store:
+        with pytest.raises(SizeMismatch):
+            await read_all(store, blob_desc(data))
+
+
+@pytest.mark.parametrize(
+    "size", [2 * CHUNK_BYTES + 10, THREADED_IO_BYTES + CHUNK_BYTES]
+)  # hashed on the loop; on a thread
+async def test_wrong_blob_bytes_are_a_digest_mismatch_before_the_last_chunk(size: int) -> None:
+    data = os.urandom(size)
     wrong = bytes([data[0] ^ 1]) + data[1:]
     store, _ = make_store(lambda request: httpx.Response(200, content=wrong))
     seen: list[bytes] = []
