@@ -446,6 +446,7 @@ async def test_the_catalog_fetches_the_next_page_only_when_it_is_wanted(
         # Two pages give 4 rows, 3 below the cursor: enough, so the loader waits.
         assert pages() == 2
         assert not screen.complete
+        assert not screen.table.loading  # a paused catalog shows its rows, not a spinner
         assert "more as you scroll" in str(screen.query_one("#list-title").render())
         screen.table.focus()
         await pilot.press("j", "j")  # 1 row left below the cursor: the next page comes

@@ -196,6 +196,7 @@ class RegistryScreen(ListScreen):
             self._more.set()
 
     def on_repositories_listed(self, message: RepositoriesListed) -> None:
+        self.table.loading = False  # the loader may now wait for the user to scroll
         if message.first:
             self.repositories = []
         known = set(self.repositories)
