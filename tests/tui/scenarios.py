@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from cachescope.tui.app import CachescopeApp
 from cachescope.tui.sample import SAMPLE_CACHE
 from tests.conftest import fixture_dir
+from tests.tui.conftest import wait_until
 
 SIZE = (100, 30)
 REGISTRY_HOST = "registry.example.com"
@@ -46,12 +47,8 @@ def copy_layout(source: str, name: str, *, extra_blob: bool = False) -> str:
 
 
 async def until(pilot: Pilot[object], predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError("timed out waiting for the UI")
-        await pilot.pause(0.05)
-        waited += 0.05
+    """`wait_until`, then one more short pause so the picture has settled."""
+    await wait_until(pilot, predicate, timeout)
     await pilot.pause(0.1)
 
 

@@ -46,6 +46,19 @@ def _cache_loaded(app: CachescopeApp) -> Callable[[], bool]:
     )
 
 
+async def _recompress_and_confirm(app: CachescopeApp, pilot: Any) -> OperationScreen:
+    """From the cache view: `c`, wait for the plan, `a`, confirm with `y`."""
+    await wait_until(pilot, _cache_loaded(app))
+    await pilot.press("c")
+    await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen) and app.screen.state == "planned")
+    op_screen = app.screen
+    assert isinstance(op_screen, OperationScreen)
+    await pilot.press("a")
+    await wait_until(pilot, lambda: isinstance(app.screen, ConfirmPlan))
+    await pilot.press("y")
+    return op_screen
+
+
 async def test_no_argument_opens_the_bundled_sample_in_the_cache_view() -> None:
     app = CachescopeApp(None)
     async with app.run_test(size=SIZE) as pilot:
@@ -181,14 +194,7 @@ async def test_cancelling_a_recompress_midway_leaves_the_source_intact(
     index_before = (root / "index.json").read_bytes()
     app = CachescopeApp(f"{ref}:latest")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, _cache_loaded(app))
-        await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen) and app.screen.state == "planned")
-        op_screen = app.screen
-        assert isinstance(op_screen, OperationScreen)
-        await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmPlan))
-        await pilot.press("y")
+        op_screen = await _recompress_and_confirm(app, pilot)
         await wait_until(pilot, lambda: op_screen.state == "running")
         await pilot.pause(0.3)
         assert op_screen.state == "running"
@@ -372,14 +378,7 @@ async def test_the_bundled_sample_is_never_changed() -> None:
     blobs_before = blob_files(SAMPLE_CACHE)
     app = CachescopeApp(None)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, _cache_loaded(app))
-        await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen) and app.screen.state == "planned")
-        op_screen = app.screen
-        assert isinstance(op_screen, OperationScreen)
-        await pilot.press("a")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmPlan))
-        await pilot.press("y")
+        op_screen = await _recompress_and_confirm(app, pilot)
         await wait_until(pilot, lambda: op_screen.state == "finished")
         assert "read-only" in str(op_screen.query_one(ErrorPanel).render())
     assert (SAMPLE_CACHE / "index.json").read_bytes() == index_before
