@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from cachescope.core import (
     CacheReport,
@@ -36,6 +36,7 @@ from cachescope.tui.messages import ReclaimableFound, RepositoriesListed, TagDet
 from cachescope.tui.screens.base import BaseScreen, ErrorPanel
 from cachescope.tui.widgets import humanized
 from cachescope.tui.widgets.filter_bar import FilterBar
+from cachescope.tui.widgets.key_bar import KeyBar
 
 DETAIL_CONCURRENCY = 4
 CATALOG_PAGE_SIZE = 100
@@ -164,7 +165,7 @@ class RegistryScreen(ListScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_list(f"Registry {self.host.host} · repositories", [("name", "Repository")])
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -295,7 +296,7 @@ class TagsScreen(ListScreen):
                 table.add_column("Unreferenced blob", key="digest")
                 table.add_column("Size", key="size")
                 yield table
-        yield Footer()
+        yield KeyBar()
 
     def _title(self) -> str:
         where = f"OCI layout {self.ref.path}" if isinstance(self.ref, LayoutRef) else f"Repository {self.ref}"

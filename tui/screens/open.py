@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from cachescope.core import (
@@ -24,6 +24,7 @@ from cachescope.core import (
 )
 from cachescope.tui.screens.base import BaseScreen
 from cachescope.tui.widgets.humanized import one_line
+from cachescope.tui.widgets.key_bar import KeyBar
 
 SAMPLE_OPTION = "@sample"
 PLACEHOLDER = "registry.example.com/team/cache:main · oci:./cache · HOST[:PORT] · type=registry,ref=…"
@@ -93,7 +94,7 @@ class OpenScreen(BaseScreen):
             )
             yield Static("Recent", id="recent-title")
             yield OptionList(*self._options(), id="recent-list")
-        yield Footer()
+        yield KeyBar()
 
     def _options(self) -> list[Option]:
         options = [Option(Content.from_markup("[i]$label[/i]", label=self.sample_label), id=SAMPLE_OPTION)]

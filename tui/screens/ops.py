@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Select, Static
+from textual.widgets import ContentSwitcher, DataTable, Input, Select, Static
 
 from cachescope.core import CachescopeError, Ref
 from cachescope.tui import ops_bridge
@@ -27,6 +27,7 @@ from cachescope.tui.modals.confirm_plan import ConfirmPlan
 from cachescope.tui.ops_bridge import OperationRequest, PlannedOperation
 from cachescope.tui.screens.base import BaseScreen, ErrorPanel
 from cachescope.tui.widgets import humanized
+from cachescope.tui.widgets.key_bar import KeyBar
 from cachescope.tui.widgets.op_progress import OperationProgress
 
 STEP_COLUMNS = (("action", "Action"), ("subject", "Subject"), ("size", "Size"), ("detail", "Detail"))
@@ -117,7 +118,7 @@ class OperationScreen(BaseScreen):
                 yield Static("planning…", id="op-totals")
             yield OperationProgress(id="op-progress")
             yield Static("", id="op-result")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.request.source)
