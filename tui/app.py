@@ -16,7 +16,6 @@ from cachescope.tui.cli import normalize_target, resolve_location
 from cachescope.tui.commands import ScreenCommands
 from cachescope.tui.sample import SAMPLE_CACHE
 from cachescope.tui.screens.base import BaseScreen
-from cachescope.tui.screens.open import OpenScreen
 from cachescope.tui.widgets.humanized import one_line
 
 if TYPE_CHECKING:
@@ -78,6 +77,8 @@ class CachescopeApp(App[int]):
 
     def show_open_screen(self) -> None:
         """Put the open screen over the launcher (once; leaving it quits)."""
+        from cachescope.tui.screens.open import OpenScreen  # noqa: PLC0415 - loaded when first shown
+
         if not any(isinstance(screen, OpenScreen) for screen in self.screen_stack):
             self.push_screen(OpenScreen(recent=recent.load_recent(), sample_label=SAMPLE_LABEL))
 
@@ -108,14 +109,17 @@ class CachescopeApp(App[int]):
 
         `direct` opens the cache view even for an untagged layout (the sample: its one tag).
         """
-        from cachescope.tui.screens.browser import RegistryScreen, TagsScreen  # noqa: PLC0415 - cycle
-        from cachescope.tui.screens.cache import CacheScreen  # noqa: PLC0415 - cycle
-
+        # Imported here: a cycle, and a cache view opened from the command line need not load
+        # the browsers (with the operations they offer), ~50 ms before its first paint.
         if isinstance(location, RegistryHost):
+            from cachescope.tui.screens.browser import RegistryScreen  # noqa: PLC0415
+
             self.push_screen(RegistryScreen(location))
             return
         named = location.tag is not None or location.digest is not None
         if named or direct:
+            from cachescope.tui.screens.cache import CacheScreen  # noqa: PLC0415
+
             preload, self.preload = self.preload, None
             if preload is not None and preload.ref != location:
                 preload = None
@@ -123,9 +127,13 @@ class CachescopeApp(App[int]):
             # so opening a cache reads it once, not once more for the browser's columns.
             self.push_screen(CacheScreen(location, browser_below=True, preload=preload))
         else:
+            from cachescope.tui.screens.browser import TagsScreen  # noqa: PLC0415
+
             self.push_screen(TagsScreen(location))
 
     def action_open(self) -> None:
+        from cachescope.tui.screens.open import OpenScreen  # noqa: PLC0415 - loaded when first shown
+
         while len(self.screen_stack) > 1 and not isinstance(self.screen, OpenScreen):
             self.pop_screen()
         if isinstance(self.screen, OpenScreen):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from rich.console import JustifyMethod
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
@@ -47,6 +49,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 SORTABLE = tuple(key for key, _ in COLUMNS)
 
 
+def _cell(text: str, justify: JustifyMethod | None = None) -> Text:
+    return Text(text, justify=justify, no_wrap=True, end="")  # as DataTable formats a plain string
+
+
 class LayerTable(DataTable[Any]):
     """One row per layer-table entry; the row key is the entry's index."""
 
@@ -60,6 +66,8 @@ class LayerTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.report: CacheReport | None = None
+        self._layers: Sequence[LayerRow] = ()
+        """The rows shown: the report's layers, or a preview's first rows (`show_preview`)."""
         self.sort_column = "index"
         self.sort_reverse = False
 
@@ -68,26 +76,44 @@ class LayerTable(DataTable[Any]):
             self.add_column(label, key=key)
 
     @staticmethod
-    def row_cells(row: LayerRow) -> tuple[Any, ...]:
+    def row_cells(row: LayerRow) -> tuple[int | Text, ...]:
+        """Text cells, not strings: DataTable parses strings as markup, which costs time and
+        would misread a `[` in a media type. The index stays an int: sorting keys on it."""
         digest = humanized.short_digest(row.digest)
         return (
             row.index,
-            f"{digest} ✖ missing" if row.present is False else digest,
-            Text(humanized.size(row.size), justify="right"),
-            row.compression or "?",
-            humanized.short_media_type(row.media_type),
-            humanized.age(row.created_at),
-            humanized.short_digest(row.uncompressed_digest),
+            _cell(f"{digest} ✖ missing" if row.present is False else digest),
+            _cell(humanized.size(row.size), justify="right"),
+            _cell(row.compression or "?"),
+            _cell(humanized.short_media_type(row.media_type)),
+            _cell(humanized.age(row.created_at)),
+            _cell(humanized.short_digest(row.uncompressed_digest)),
             len(row.used_by),
         )
 
-    async def load(self, report: CacheReport) -> None:
-        """Replace the rows; yields between chunks so the UI stays live for large caches."""
-        self.report = report
+    async def show_preview(self, rows: Sequence[LayerRow]) -> None:
+        """The first rows of a cache still being read (tui/preview.py); `load` completes them."""
+        self.report = None
         self.clear()
+        self._layers = tuple(rows)
+        for row in rows:
+            self.add_row(*self.row_cells(row), key=str(row.index))
+        await self._painted()
+
+    async def load(self, report: CacheReport) -> None:
+        """Show every layer; yields between chunks so the UI stays live for large caches.
+
+        Rows a preview already shows are kept when the report agrees with them (the cursor
+        and scroll position stay where the user put them); otherwise the table starts over.
+        """
         rows = report.layers
-        starts = [0, *range(FIRST_CHUNK, len(rows), CHUNK)]
-        for start, end in zip(starts, [*starts[1:], len(rows)], strict=True):
+        shown = len(self._layers) if self.report is None else 0
+        if not shown or tuple(rows[:shown]) != tuple(self._layers):
+            self.clear()
+            shown = 0
+        self.report, self._layers = report, rows
+        first_end = shown + CHUNK if shown else FIRST_CHUNK
+        for start, end in itertools.pairwise([shown, *range(first_end, len(rows), CHUNK), len(rows)]):
             for row in rows[start:end]:
                 self.add_row(*self.row_cells(row), key=str(row.index))
             await self._painted()
@@ -105,7 +131,7 @@ class LayerTable(DataTable[Any]):
             await asyncio.wait_for(painted.wait(), timeout=0.25)
 
     def selected_row(self) -> LayerRow | None:
-        if self.report is None or not self.row_count:
+        if not self._layers or not self.row_count:
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
@@ -113,12 +139,12 @@ class LayerTable(DataTable[Any]):
             return None
         if key.value is None:
             return None
-        return self.report.layers[int(key.value)]
+        return self._layers[int(key.value)]
 
     def apply_sort(self) -> None:
-        if self.report is None or not self.row_count:
+        if not self._layers or not self.row_count:
             return
-        layers = self.report.layers
+        layers = self._layers
         key = _sort_key(self.sort_column)
         self.sort("index", key=lambda index: key(layers[index]), reverse=self.sort_reverse)
         for column_key, label in COLUMNS:
