@@ -34,7 +34,7 @@ from benchmarks.gen_cache import generate_cache  # noqa: E402
 CHILD = """
 import asyncio, sys
 from cachescope.tui.cli import start_preload
-preload = start_preload(sys.argv[1])
+preload = start_preload(sys.argv[1], fork=True)
 from cachescope.tui.app import CachescopeApp
 
 async def main(ref):
@@ -42,30 +42,37 @@ async def main(ref):
     async with app.run_test(size=(120, 36)) as pilot:
         while True:
             screen = app.screen
-            if type(screen).__name__ == "CacheScreen" and getattr(screen, "report", None) is not None:
+            if type(screen).__name__ == "CacheScreen" and getattr(screen, "facts", None) is not None:
                 table = screen.query_one("#layer-table")
                 if table.row_count:
                     break
-            await pilot.pause(0.01)
+            await pilot.pause(0.005)
         rendered = asyncio.Event()
         app.call_after_refresh(rendered.set)  # the next refresh paints the header and the first rows
         await rendered.wait()
         print("rendered", table.row_count, flush=True)
+        while screen.report is None or table.row_count < len(screen.report.layers):
+            await pilot.pause(0.005)
+        print("complete", table.row_count, flush=True)
+    preload.close()
 
 asyncio.run(main(sys.argv[1]))
 """
 
 
-def _tui_time(ref: str) -> float:
+def _tui_times(ref: str) -> tuple[float, float]:
+    """(first rendered cache view, every layer row in the table), from process start."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", CHILD, ref], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    elapsed = time.perf_counter() - start
+    first = time.perf_counter() - start
+    complete_line = proc.stdout.readline()
+    complete = time.perf_counter() - start
     proc.wait(timeout=60)
-    if not line.startswith("rendered"):
+    if not line.startswith("rendered") or not complete_line.startswith("complete"):
         raise SystemExit(f"the TUI did not render the cache view (exit {proc.returncode})")
-    return elapsed
+    return first, complete
 
 
 def _inspect_time(ref: str) -> float:
@@ -93,13 +100,16 @@ def main() -> None:
         layout = Path(work) / "cache"
         generate_cache(layout, args.records, layers=args.layers)
         ref = f"oci:{layout}:latest"
-        _tui_time(ref)  # warm the file cache and bytecode
+        _tui_times(ref)  # warm the file cache and bytecode
         _inspect_time(ref)
-        tui = statistics.median(_tui_time(ref) for _ in range(args.runs))
+        runs = [_tui_times(ref) for _ in range(args.runs)]
+        tui = statistics.median(first for first, _ in runs)
+        complete = statistics.median(last for _, last in runs)
         inspect = statistics.median(_inspect_time(ref) for _ in range(args.runs))
     ratio = tui / inspect if inspect else float("inf")
     print(f"cache: {args.records} records, {args.layers} layers (local OCI layout); median of {args.runs} runs")
     print(f"TUI first rendered cache view  {tui:6.3f} s   (goal < 1.5 s)  {'ok' if tui < 1.5 else 'SLOW'}")
+    print(f"TUI every layer row in place   {complete:6.3f} s   (the app's own read, after the preview)")
     print(f"cachescope inspect --json      {inspect:6.3f} s")
     print(f"ratio TUI / inspect            {ratio:6.2f}x   (goal < 2x)    {'ok' if ratio < 2 else 'SLOW'}")
 

@@ -11,10 +11,14 @@ def main() -> int:
     plain_http = "--plain-http" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--plain-http"]
     target = args[0] if args else None
-    preload = start_preload(target, plain_http=plain_http)  # before Textual, as the cachescope command does
+    preload = start_preload(target, plain_http=plain_http, fork=True)  # before Textual, as the cachescope command does
     from cachescope.tui.app import run  # noqa: PLC0415 - after the preload has started
 
-    return run(target, plain_http=plain_http, preload=preload)
+    try:
+        return run(target, plain_http=plain_http, preload=preload)
+    finally:
+        if preload is not None:
+            preload.close()
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ Textual is imported only when the TUI starts, so `--help`, `--version` and every
 subcommand start fast. Every CachescopeError becomes one line on stderr and its
 documented exit code; tracebacks only with --debug.
 
-When the TUI opens a cache, the cache is read and analysed in a thread that starts
-before Textual is imported (`start_preload`): the read overlaps the import and the
-app's start instead of following them.
+When the TUI opens a cache, the cache read starts before Textual is imported
+(`start_preload`): in a thread, and for a local cache on Linux also in a forked child
+whose preview the cache view paints first (tui/preview.py).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from cachescope.core import CacheReport, LayoutRef, LoadedCache, Ref, RegistryHost, RegistryRef
+    from cachescope.tui.preview import ForkedPreview
 
     Location = RegistryHost | RegistryRef | LayoutRef
 
@@ -218,18 +219,36 @@ def resolve_location(text: str, *, plain_http: bool = False) -> Location:
 
 
 class CachePreload:
-    """One cache read and analysed in a thread with its own event loop, for the first cache view.
+    """The first cache view's cache, read and analysed in a thread with its own event loop.
 
     The result (or the exception the read raised) is kept for the app, which awaits it
     instead of reading again, so errors reach the UI exactly as a read of its own would.
+
+    With a `preview` (a forked reader, see tui/preview.py) the thread is not started at
+    once: it would take turns with Textual's start. The cache view paints the preview
+    first and then asks for the result, which starts the read.
     """
 
-    def __init__(self, ref: Ref) -> None:
+    def __init__(self, ref: Ref, *, preview: ForkedPreview | None = None) -> None:
         import concurrent.futures
         import threading
 
         self.ref = ref
+        self.preview = preview
         self._future: Future[tuple[LoadedCache, CacheReport]] = concurrent.futures.Future()
+        self._start_lock = threading.Lock()
+        self._started = False
+        if preview is None:
+            self.start()
+
+    def start(self) -> None:
+        """Start the read (once); `result()` does it too."""
+        import threading
+
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
         threading.Thread(target=self._run, name="cachescope-preload", daemon=True).start()
 
     def _run(self) -> None:
@@ -237,7 +256,8 @@ class CachePreload:
 
         from cachescope.core import analyze, read_cache
 
-        self._future.set_running_or_notify_cancel()
+        if not self._future.set_running_or_notify_cancel():
+            return  # nobody waits any more
         try:
             cache = asyncio.run(read_cache(self.ref))
             report = analyze(cache)
@@ -250,11 +270,21 @@ class CachePreload:
         """The cache and its report once the thread is done; raises what the read raised."""
         import asyncio
 
+        self.start()
         return await asyncio.wrap_future(self._future)
 
+    def close(self) -> None:
+        """Stop a forked reader that is still running (the app is leaving)."""
+        if self.preview is not None:
+            self.preview.stop()
 
-def start_preload(target: str | None, *, plain_http: bool = False) -> CachePreload | None:
-    """Start reading the cache the TUI will open first, if `target` names one (not a browser)."""
+
+def start_preload(target: str | None, *, plain_http: bool = False, fork: bool = False) -> CachePreload | None:
+    """Start reading the cache the TUI will open first, if `target` names one (not a browser).
+
+    `fork` (the `cachescope` command, before Textual is imported) also forks a reader for a
+    local cache's preview where that is safe (tui/preview.py).
+    """
     from cachescope.core import LayoutRef, RegistryRef
 
     target = normalize_target(target)
@@ -267,8 +297,16 @@ def start_preload(target: str | None, *, plain_http: bool = False) -> CachePrelo
     except InvalidReference:
         return None  # the app reports it
     if isinstance(location, LayoutRef | RegistryRef) and (location.tag is not None or location.digest is not None):
-        return CachePreload(location)
+        return CachePreload(location, preview=_forked_preview(location) if fork else None)
     return None
+
+
+def _forked_preview(location: LayoutRef | RegistryRef) -> ForkedPreview | None:
+    """Registries are left to the thread: their reads mostly wait on the network, which overlaps."""
+    from cachescope.core import LayoutRef
+    from cachescope.tui.preview import ForkedPreview
+
+    return ForkedPreview.start(location) if isinstance(location, LayoutRef) else None
 
 
 def _run_tui(args: argparse.Namespace) -> int:
@@ -278,7 +316,7 @@ def _run_tui(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    preload = start_preload(args.target, plain_http=args.plain_http)  # before Textual: the read overlaps its import
+    preload = start_preload(args.target, plain_http=args.plain_http, fork=True)  # before Textual: overlaps its import
     try:
         run = importlib.import_module("cachescope.tui.app").run
     except ModuleNotFoundError as exc:  # pragma: no cover - packaging error
@@ -291,6 +329,9 @@ def _run_tui(args: argparse.Namespace) -> int:
             raise
         _print_error(exc)
         return exc.exit_code
+    finally:
+        if preload is not None:
+            preload.close()
     return status
 
 

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Select, Static, TabbedContent, TabPane, Tree
+from textual.widgets import DataTable, Select, Static, TabbedContent, TabPane, Tree
 
 from cachescope.core import CacheReport, LayoutRef, LoadedCache, Ref, RegistryRef, analyze, read_cache
 from cachescope.tui.messages import CacheLoaded, FindingsReady
+from cachescope.tui.preview import CachePreview, HeaderFacts, header_facts
 from cachescope.tui.screens.base import BaseScreen, ErrorPanel
-from cachescope.tui.widgets import diagnosis, humanized
+from cachescope.tui.widgets import humanized
 from cachescope.tui.widgets.cache_header import CacheHeader
 from cachescope.tui.widgets.detail import DetailPane
 from cachescope.tui.widgets.findings import FindingsView
 from cachescope.tui.widgets.json_view import JsonView
+from cachescope.tui.widgets.key_bar import KeyBar
 from cachescope.tui.widgets.layer_table import LayerTable
 from cachescope.tui.widgets.records_tree import RecordsTree
 
@@ -34,6 +37,16 @@ TAB_LABELS = {
     "diagnose": "Diagnose",
 }
 TABS = tuple(TAB_LABELS)
+PREVIEW_WAIT = 0.5
+"""Seconds the cache view waits for a forked reader's preview before reading for itself."""
+
+
+def _diagnosis() -> ModuleType:
+    """The diagnose pane's module, loaded with the pane: it brings core's rules and
+    operations (~35 ms of imports) that the first paint of a cache view does not need."""
+    from cachescope.tui.widgets import diagnosis  # noqa: PLC0415
+
+    return diagnosis
 
 
 class DiagnosePane(Vertical):
@@ -46,7 +59,7 @@ class DiagnosePane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="target-bar"):
             yield Static("target registry", id="target-label")
-            yield Select(diagnosis.target_options(), value=self.target, allow_blank=False, id="target-select")
+            yield Select(_diagnosis().target_options(), value=self.target, allow_blank=False, id="target-select")
         yield FindingsView(id="findings")
 
 
@@ -74,13 +87,15 @@ class CacheScreen(BaseScreen):
     def __init__(
         self, ref: Ref, *, tab: str = "layers", browser_below: bool = False, preload: CachePreload | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(classes=f"-tab-{tab}")  # set now: setting it once mounted restyles the whole screen
         self.browser_below = browser_below
         self.ref = ref
         self._preload = preload
         self.initial_tab = tab
         self.cache: LoadedCache | None = None
         self.report: CacheReport | None = None
+        self.facts: HeaderFacts | None = None
+        """What the header shows: from the report, or from a preview until the report is read."""
         self._json_shown: set[str] = set()
         self._tree_loaded = False
 
@@ -96,7 +111,7 @@ class CacheScreen(BaseScreen):
                         if tab == "layers":
                             yield LayerTable(id="layer-table")
             yield DetailPane(id="detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.ref)
@@ -122,17 +137,53 @@ class CacheScreen(BaseScreen):
         preload, self._preload = self._preload, None
         if preload is not None:
             # Read before Textual was imported (cli.start_preload); a failure raises here, like a read.
-            cache, report = await preload.result()
+            cache, report = await self._take_preload(preload)
         else:
             cache = await read_cache(self.ref)
             report = await asyncio.to_thread(analyze, cache)
         self.post_message(CacheLoaded(cache, report))
 
+    async def _take_preload(self, preload: CachePreload) -> tuple[LoadedCache, CacheReport]:
+        """The preloaded cache; a forked reader's preview is painted first when it comes in time.
+
+        The read in this process starts once the preview is on screen (both compete for the
+        one interpreter lock), or after PREVIEW_WAIT if the child is slow (a very large cache),
+        in which case the preview is still shown if it beats the read.
+        """
+        if preload.preview is None:
+            return await preload.result()
+        preview = asyncio.wrap_future(preload.preview.future())
+        done, _ = await asyncio.wait({preview}, timeout=PREVIEW_WAIT)
+        if done and (first := preview.result()) is not None:
+            await self._show_preview(first)
+            return await preload.result()
+        result: asyncio.Future[tuple[LoadedCache, CacheReport]] = asyncio.ensure_future(preload.result())
+        try:
+            either: list[asyncio.Future[Any]] = [preview, result]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not result.done() and (first := preview.result()) is not None:
+                await self._show_preview(first)
+            return await result
+        finally:
+            result.cancel()  # the worker was cancelled: stop waiting (a running read finishes unseen)
+
+    async def _show_preview(self, preview: CachePreview) -> None:
+        if self.report is not None:
+            return
+        self.facts = preview.facts
+        self.query_one(CacheHeader).show_facts(preview.facts)
+        table = self.query_one(LayerTable)
+        await table.show_preview(preview.layers)
+        row = table.selected_row()
+        if row is not None:
+            self.query_one(DetailPane).show_layer(row)
+
     async def on_cache_loaded(self, message: CacheLoaded) -> None:
         self.cache, self.report = message.cache, message.report
+        self.facts = facts = header_facts(message.report)
         self._json_shown.clear()
         self.clear_error()
-        self.query_one(CacheHeader).show_report(message.report)
+        self.query_one(CacheHeader).show_facts(facts)
         self.fill(message.report)
 
     @work(exclusive=True, group="fill", exit_on_error=False)
@@ -167,7 +218,7 @@ class CacheScreen(BaseScreen):
         elif tab in {"manifest", "config"}:
             widget = JsonView(id=f"{tab}-json")
         else:
-            widget = DiagnosePane(diagnosis.detect(self.ref))
+            widget = DiagnosePane(_diagnosis().detect(self.ref))
         await pane.mount(widget)
 
     async def _show_tab_content(self, tab: str) -> None:
@@ -289,7 +340,7 @@ class CacheScreen(BaseScreen):
             return
         target = self.query_one("#target-select", Select).value
         target_name = target if isinstance(target, str) else ""
-        findings = await asyncio.to_thread(diagnosis.findings, self.report, target_name)
+        findings = await asyncio.to_thread(_diagnosis().findings, self.report, target_name)
         self.post_message(FindingsReady(target_name, findings))
 
     async def on_findings_ready(self, message: FindingsReady) -> None:

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from cachescope.core import CacheReport
+from cachescope.tui.preview import HeaderFacts, header_facts
 from cachescope.tui.widgets import humanized
 
 FORM_NAMES = {
@@ -16,13 +17,6 @@ FORM_NAMES = {
     "docker-manifest-list": "Docker manifest list",
     "inline": "inline (image config)",
 }
-
-
-def severity_counts(report: CacheReport) -> dict[str, int]:
-    counts = {"error": 0, "warning": 0, "info": 0}
-    for warning in report.warnings:
-        counts[warning.severity] += 1
-    return counts
 
 
 class CacheHeader(Vertical):
@@ -47,45 +41,48 @@ class CacheHeader(Vertical):
         )
 
     def show_report(self, report: CacheReport) -> None:
+        self.show_facts(header_facts(report))
+
+    def show_facts(self, facts: HeaderFacts) -> None:
+        """The header of a read cache, or of its preview (tui/preview.py): the same facts either way."""
         mix = " · ".join(
-            f"{share.compression} {share.layers} ({humanized.size(share.bytes)})" for share in report.compression_mix
+            f"{compression} {layers} ({humanized.size(size)})" for compression, layers, size in facts.compression_mix
         )
-        counts = severity_counts(report)
         parts = []
-        if counts["error"]:
-            parts.append(f"[$text-error]✖ {counts['error']} error{'s' * (counts['error'] != 1)}[/]")
-        if counts["warning"]:
-            parts.append(f"[$text-warning]▲ {counts['warning']} warning{'s' * (counts['warning'] != 1)}[/]")
-        if counts["info"]:
-            parts.append(f"[$text-primary]● {counts['info']} info[/]")
+        if facts.errors:
+            parts.append(f"[$text-error]✖ {facts.errors} error{'s' * (facts.errors != 1)}[/]")
+        if facts.warnings:
+            parts.append(f"[$text-warning]▲ {facts.warnings} warning{'s' * (facts.warnings != 1)}[/]")
+        if facts.infos:
+            parts.append(f"[$text-primary]● {facts.infos} info[/]")
         findings = " ".join(parts) if parts else "[$text-success]✔ no warnings[/]"
-        mode_style = "$text-accent" if report.mode.value != "unknown" else "dim"
-        uncompressed = humanized.size(report.uncompressed_size) if report.uncompressed_size is not None else "?"
-        platform = f" · {report.platform}" if report.platform else ""
+        mode_style = "$text-accent" if facts.mode != "unknown" else "dim"
+        uncompressed = humanized.size(facts.uncompressed_size) if facts.uncompressed_size is not None else "?"
+        platform = f" · {facts.platform}" if facts.platform else ""
         self._show(
             Content.from_markup(
                 f"[b]$source[/b]  [dim]$digest[/dim]  {findings}",
-                source=report.source,
-                digest=humanized.short_digest(report.manifest_digest, 12),
+                source=facts.source,
+                digest=humanized.short_digest(facts.manifest_digest, 12),
             ),
             Content.from_markup(
                 f"[b]form[/b] $form · $family media types{platform} · [b]$records[/b] records · "
                 "[b]$layers[/b] layers ($blobs blobs)",
-                form=FORM_NAMES.get(report.form, report.form),
-                family="OCI" if report.mediatypes == "oci" else "Docker",
-                records=str(report.record_stats.count),
-                layers=str(len(report.layers)),
-                blobs=str(report.unique_blobs),
+                form=FORM_NAMES.get(facts.form, facts.form),
+                family="OCI" if facts.mediatypes == "oci" else "Docker",
+                records=str(facts.records),
+                layers=str(facts.layers),
+                blobs=str(facts.unique_blobs),
             ),
             Content.from_markup(
                 "[b]size[/b] $compressed compressed · $uncompressed uncompressed · [b]mix[/b] $mix",
-                compressed=humanized.size(report.compressed_size),
+                compressed=humanized.size(facts.compressed_size),
                 uncompressed=uncompressed,
                 mix=mix or "no layers",
             ),
             Content.from_markup(
                 f"[b]mode[/b] [{mode_style}]$mode[/] [dim](inferred: $reason)[/dim]",
-                mode=report.mode.value,
-                reason=report.mode.reason,
+                mode=facts.mode,
+                reason=facts.mode_reason,
             ),
         )
