@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App, ComposeResult
-from textual.widgets import ProgressBar
+from textual.widgets import Label, ProgressBar
 
 from cachescope.core.model.reference import LayoutRef
 from cachescope.core.ops.plan import Step
@@ -39,6 +39,10 @@ def amounts(widget: OperationProgress) -> dict[str, float]:
     return {subject: bar.query_one(ProgressBar).progress for subject, bar in widget.bars.items()}
 
 
+def outcomes(widget: OperationProgress) -> dict[str, str]:
+    return {subject: str(bar.query_one(".layer-outcome", Label).content) for subject, bar in widget.bars.items()}
+
+
 async def test_bars_show_the_bytes_of_the_blob_each_event_names() -> None:
     app = Host()
     async with app.run_test(size=(120, 36)) as pilot:
@@ -49,11 +53,13 @@ async def test_bars_show_the_bytes_of_the_blob_each_event_names() -> None:
         widget.on_progress(progress(80, C, 30))
         await pilot.pause()
         assert amounts(widget) == {A: 0, B: 50, C: 30}
+        assert outcomes(widget) == {A: "waiting", B: "recompressing", C: "recompressing"}
         widget.on_progress(StepDone("recompress", "recompress", B, "created", 180))
         widget.on_progress(progress(230, C, 30 + 150))
         await pilot.pause()
         assert amounts(widget) == {A: 0, B: 200, C: 180}
         assert widget.bars[B].done
+        assert outcomes(widget)[B] == "created"
         # a byte event without a subject: the unnamed bar gets what the others do not account for
         widget.on_progress(progress(420))
         await pilot.pause()

@@ -19,6 +19,14 @@ from textual.widgets import Label, ProgressBar, Static
 from cachescope.tui.widgets import humanized
 
 BLOB_ACTIONS = frozenset({"recompress", "copy-blob", "mount-blob", "reuse-blob", "delete-blob"})
+UNDER_WAY = {
+    "recompress": "recompressing",
+    "copy-blob": "copying",
+    "mount-blob": "mounting",
+    "reuse-blob": "checking",
+    "delete-blob": "deleting",
+}
+"""What a bar says once bytes move and before its outcome is known."""
 
 
 class LayerBar(Horizontal):
@@ -42,6 +50,8 @@ class LayerBar(Horizontal):
 
     def set_progress(self, amount: int) -> None:
         if not self.done:
+            if amount > 0 and not self.amount:
+                self.query_one(".layer-outcome", Label).update(UNDER_WAY.get(self.action, "working"))
             self.amount = min(amount, self.nbytes)
             self.query_one(ProgressBar).update(progress=self.amount)
 
