@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cachescope.core.analysis import SEVERITY_ORDER, CacheReport, Warning_, analyze
-from cachescope.core.errors import EXIT_FAILED, EXIT_OK, FormatError, UsageError
+from cachescope.core.errors import EXIT_FAILED, EXIT_OK, CachescopeError, FormatError, UsageError
 from cachescope.core.model import mediatypes as mt
 from cachescope.core.model.loaded import Form, LoadedCache
-from cachescope.core.model.reference import BuildxCacheSpec, LayoutRef, Ref, RegistryRef
+from cachescope.core.model.reference import BuildxCacheSpec, LayoutRef, Ref, RegistryRef, parse_registry_ref
 from cachescope.core.registry_rules import (
     IMAGE_MANIFEST_FLAGS,
     REGISTRY_STATUS,
@@ -298,11 +298,27 @@ def _ecr_old(target: Target | None, version: BuildkitVersion, evidence: str, ref
     ]
 
 
-def _ecr_mount(target: Target | None, evidence: str) -> list[Finding]:
+def _repository(text: str | None) -> str | None:
+    """`host/repository` of a registry reference; None for a layout, a blank or a bad reference."""
+    if not text:
+        return None
+    try:
+        ref = parse_registry_ref(text)
+    except CachescopeError:
+        return None
+    return f"{ref.host}/{ref.repository}"
+
+
+def _ecr_mount(target: Target | None, evidence: str, *, cache: str | None, image: str | None) -> list[Finding]:
     # containers-roadmap #2860 (AWS-authored): private ECR answers a cross-repository mount
     # with 202 unless a manifest in the source repository references the blob.
     if target != "ecr":
         return []
+    cache_repo, image_repo = _repository(cache), _repository(image)
+    if image_repo is not None and image_repo == cache_repo:
+        return []  # one repository: nothing is mounted across repositories
+    if image_repo is not None:
+        evidence += f"; image {image_repo}"
     return [
         _finding(
             "CS-ECR-MOUNT",
@@ -325,10 +341,12 @@ def diagnose_report(
     source_ref: str | None = None,
     buildkit_version: BuildkitVersion = CURRENT_BUILDKIT,
     non_cache_tags: Sequence[str] | None = None,
+    image: str | None = None,
 ) -> list[Finding]:
     """Everything that stands between this cache and `target` (None: registry not known).
 
-    `buildkit_version` is the BuildKit that will write or import the cache.
+    `buildkit_version` is the BuildKit that will write or import the cache. `image` is
+    where the build pushes its image, when known (CS-ECR-MOUNT applies only across repositories).
     `non_cache_tags`, when the caller listed the repository, are its tags that are not
     caches (for CS-CACHE-IN-IMAGE-REPO); None means the repository was not checked.
     Analysis warnings are included as findings with their own codes and severities.
@@ -347,7 +365,8 @@ def diagnose_report(
     if report.form != "inline":
         # Inline cache rides in an ordinary image, which every BuildKit can push to ECR.
         findings += _ecr_old(target, buildkit_version, f"--buildkit-version {buildkit_version}", ref)
-        findings += _ecr_mount(target, f"cache {src}")
+        cache_ref = report.source if report.store_kind == "registry" else None
+        findings += _ecr_mount(target, f"cache {src}", cache=cache_ref, image=image)
     findings += _form_findings(report.form, target, buildkit_version, wrapper, fixes)
     findings += _compression_findings(
         {row.compression for row in report.layers if row.compression}, target, _layer_evidence(report), src
@@ -650,8 +669,10 @@ def diagnose_spec(
     spec: BuildxCacheSpec,
     target: Target | None,
     buildkit_version: BuildkitVersion = CURRENT_BUILDKIT,
+    *,
+    image: str | None = None,
 ) -> list[Finding]:
-    """Check a `--cache-to`/`--cache-from` string before any cache exists.
+    """Check a `--cache-to`/`--cache-from` string before any cache exists (`image`: as for diagnose_report).
 
     Predicts the form BuildKit `buildkit_version` would write (format doc 3.4) and runs
     the same form rules as `diagnose_report`, plus option checks that only a string has.
@@ -685,7 +706,8 @@ def diagnose_spec(
         target, buildkit_version, f"--buildkit-version {buildkit_version}", spec.attrs.get("ref") or "REF"
     )
     if spec.type == "registry":
-        findings += _ecr_mount(target, f"--cache-to ref={spec.attrs.get('ref') or ''}")
+        cache_ref = spec.attrs.get("ref")
+        findings += _ecr_mount(target, f"--cache-to ref={cache_ref or ''}", cache=cache_ref, image=image)
     form = _predict_form(spec, bools, buildkit_version, findings)
     if form is not None:
         family: mt.Family = "docker" if form == "docker-manifest-list" else "oci"

@@ -173,7 +173,7 @@ RULES: Final[dict[str, Rule]] = _rules(
         "CS-ECR-MOUNT",
         "info",
         "ECR mounts only blobs a manifest in the source repository references",
-        "target `ecr` and a registry cache (the image may be pushed to another repository)",
+        "target `ecr`, a registry cache, and the image pushed to another repository (or not known: `--image`)",
         "keep cache and image in the same repository if upload time matters, or accept the extra upload",
         (AWS_ROADMAP_2860,),
         "confirmed",

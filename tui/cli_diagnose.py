@@ -76,6 +76,12 @@ def register(sub: Any) -> None:
         metavar="TEXT",
         help="the error a build or pull printed (BuildKit's or the registry's); matched against known rejections",
     )
+    p.add_argument(
+        "--image",
+        metavar="REF",
+        help="where the build pushes its image (registry/repo[:tag]); ECR's cross-repository mount note "
+        "(CS-ECR-MOUNT) is left out when the image goes to the cache's own repository",
+    )
     p.add_argument("--json", action="store_true", help=f"print one JSON object ({JSON_SCHEMA})")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     p.add_argument(
@@ -92,6 +98,8 @@ async def run(args: argparse.Namespace) -> int:
     if len(given) > 1 or (not given and not args.error):
         raise UsageError("give one of REF, --cache-to SPEC or --cache-from SPEC (and/or --error TEXT)")
     plain_http = bool(getattr(args, "plain_http", False))
+    if args.image:
+        parse_registry_ref(args.image)  # a bad image reference is a usage error, not a silent no-op
     target: Target | None
     form: Form | None = None
     keys: dict[str, str] = {}
@@ -109,7 +117,12 @@ async def run(args: argparse.Namespace) -> int:
             form = report.form
             non_cache = await _non_cache_tags(ref) if args.scan_repo else None
             findings = diagnose_report(
-                report, target, source_ref=args.ref, buildkit_version=version, non_cache_tags=non_cache
+                report,
+                target,
+                source_ref=args.ref,
+                buildkit_version=version,
+                non_cache_tags=non_cache,
+                image=args.image,
             )
         subject = args.ref
         keys["ref"] = args.ref
@@ -119,7 +132,7 @@ async def run(args: argparse.Namespace) -> int:
         spec = parse_buildx_spec(text, direction)
         registry = parse_registry_ref(spec.attrs["ref"]) if spec.type == "registry" and spec.attrs.get("ref") else None
         target, detected_from = resolve_target(args.target, registry)
-        findings = diagnose_spec(spec, target, version)
+        findings = diagnose_spec(spec, target, version, image=args.image)
         form = planned_form(spec, version)
         subject = f"--cache-{direction} {text}"
         keys[f"cache_{direction}"] = text

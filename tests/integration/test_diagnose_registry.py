@@ -81,6 +81,14 @@ async def test_cli_diagnoses_a_registry_cache_and_names_it_in_the_fix(
     assert first["code"] == "CS-ECR-INDEX"
     assert first["fix"]["command"] == f"cachescope reexport {text} DEST --form image-manifest"
     assert f"ref={registry.host}/{repo_name}:cache,mode=max,image-manifest=true" in first["fix"]["buildx"]
+    assert "CS-ECR-MOUNT" in [f["code"] for f in doc["findings"]]  # the image's repository is not known
+    same = json.loads(_cli("--json", "--target", "ecr", "--image", f"{registry.host}/{repo_name}:v1", text).stdout)
+    assert "CS-ECR-MOUNT" not in [f["code"] for f in same["findings"]]
+    other = json.loads(_cli("--json", "--target", "ecr", "--image", f"{registry.host}/app:v1", text).stdout)
+    assert "CS-ECR-MOUNT" in [f["code"] for f in other["findings"]]
+    bad = _cli("--target", "ecr", "--image", "HTTP://bad ref::", text)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1  # one line, no traceback
     # auto: a loopback registry is not a product cachescope can name; it says so, and the
     # list form still gets the portability warning.
     proc = _cli("--json", text)

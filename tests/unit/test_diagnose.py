@@ -480,6 +480,16 @@ def test_a_good_string_for_ecr_has_no_errors_or_warnings() -> None:
     assert exit_code(findings, strict=True) == 0
 
 
+def test_the_ecr_mount_note_is_only_for_an_image_in_another_repository() -> None:
+    spec = parse_buildx_spec(f"{R},{IM}", "to")
+    assert [f.code for f in diagnose_spec(spec, "ecr")] == ["CS-ECR-MOUNT"]  # where the image goes is not known
+    assert diagnose_spec(spec, "ecr", image=f"{ECR}:v1.2") == []  # the cache's own repository
+    elsewhere = diagnose_spec(spec, "ecr", image=f"{ECR}-images:v1.2")
+    assert [f.code for f in elsewhere] == ["CS-ECR-MOUNT"]
+    assert elsewhere[0].evidence.endswith(f"; image {ECR}-images")
+    assert "CS-ECR-MOUNT" not in {f.code for f in diagnose_spec(spec, "ghcr", image=f"{ECR}-images:v1.2")}
+
+
 def test_option_fixes_are_rewritten_strings_that_pass() -> None:
     spec = parse_buildx_spec(f"{R},image-manifest=false", "to")
     finding = next(f for f in diagnose_spec(spec, "ecr") if f.code == "CS-ECR-INDEX")
