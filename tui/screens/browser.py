@@ -379,7 +379,9 @@ class TagsScreen(ListScreen):
                 name,
                 humanized.digest_id(summary.digest),
                 summary.form or "…",
-                humanized.short_media_type(summary.media_type) if summary.media_type else "…",
+                # The family, as the report will say it: the column keeps its width (DataTable
+                # widens columns but never narrows them, so a longer placeholder would stay).
+                humanized.media_family(summary.media_type),
                 "…",
                 Text(size, justify="right"),
                 "…",

@@ -88,6 +88,15 @@ def short_media_type(media_type: str | None) -> str:
     return media_type
 
 
+def media_family(media_type: str | None) -> str:
+    """`OCI` or `Docker`, as a cache's media types are named everywhere on screen; `…` if neither."""
+    if media_type and media_type.startswith("application/vnd.oci."):
+        return "OCI"
+    if media_type and media_type.startswith("application/vnd.docker."):
+        return "Docker"
+    return "\N{HORIZONTAL ELLIPSIS}"
+
+
 def one_line(error: BaseException) -> str:
     """A failure as one line: cachescope errors already are; others get their type name."""
     text = " ".join(str(error).split())
