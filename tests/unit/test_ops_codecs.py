@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -112,3 +113,19 @@ def test_decompressed_pieces_are_bounded_whatever_the_ratio() -> None:
         pieces = list(iter_plain(compression, iter([compressed])))  # type: ignore[arg-type]
         assert max(map(len, pieces)) <= PLAIN_PIECE
         assert sum(map(len, pieces)) == len(zeros)
+
+
+@pytest.mark.parametrize("chunk", [777, 4096, 256 * 1024 - 1, 1024 * 1024 + 17, 8 * 1024 * 1024])
+def test_gzip_members_decode_whatever_the_chunks(chunk: int) -> None:
+    """Member ends fall anywhere in the chunks (estargz is thousands of members)."""
+    rng = random.Random(chunk)  # noqa: S311 - reproducible test data
+    plain = b"".join(rng.randbytes(rng.randrange(1, 90_000)) + b"line\n" * rng.randrange(0, 40_000) for _ in range(40))
+    cuts = sorted(rng.sample(range(1, len(plain)), 25))
+    members = [plain[a:b] for a, b in zip([0, *cuts], [*cuts, len(plain)], strict=True)]
+    data = b"".join(gzip.compress(member, compresslevel=rng.choice((1, 6, 9))) for member in members)
+    assert len(data) > 1024 * 1024
+    pieces = list(iter_plain("gzip", iter([data[i : i + chunk] for i in range(0, len(data), chunk)])))
+    assert b"".join(pieces) == plain
+    assert max(map(len, pieces)) <= PLAIN_PIECE
+    with pytest.raises(CodecError, match="truncated"):
+        list(iter_plain("gzip", iter([data[:-5]])))
