@@ -318,11 +318,11 @@ def _run_tui(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     preload = start_preload(args.target, plain_http=args.plain_http, fork=True)  # before Textual: overlaps its import
     try:
-        run = importlib.import_module("cachescope.tui.app").run
-    except ModuleNotFoundError as exc:  # pragma: no cover - packaging error
-        print(f"cachescope: error: the TUI is not installed ({exc})", file=sys.stderr)
-        return EXIT_INTERNAL
-    try:
+        try:
+            run = importlib.import_module("cachescope.tui.app").run
+        except ModuleNotFoundError as exc:  # pragma: no cover - packaging error
+            print(f"cachescope: error: the TUI is not installed ({exc})", file=sys.stderr)
+            return EXIT_INTERNAL
         status: int = run(args.target, plain_http=args.plain_http, preload=preload)
     except CachescopeError as exc:
         if args.debug:
@@ -331,7 +331,7 @@ def _run_tui(args: argparse.Namespace) -> int:
         return exc.exit_code
     finally:
         if preload is not None:
-            preload.close()
+            preload.close()  # a forked reader still running goes with the app
     return status
 
 
