@@ -46,6 +46,16 @@ def _cache_loaded(app: CachescopeApp) -> Callable[[], bool]:
     )
 
 
+async def _open_operation(app: CachescopeApp, pilot: Any, key: str) -> OperationScreen:
+    """From the cache view once it has loaded: press an operation's key, return its screen."""
+    await wait_until(pilot, _cache_loaded(app))
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen))
+    op_screen = app.screen
+    assert isinstance(op_screen, OperationScreen)
+    return op_screen
+
+
 async def _recompress_and_confirm(app: CachescopeApp, pilot: Any) -> OperationScreen:
     """From the cache view: `c`, wait for the plan, `a`, confirm with `y`."""
     await wait_until(pilot, _cache_loaded(app))
@@ -346,11 +356,7 @@ async def test_trim_asks_for_a_size_before_planning(layout: Callable[..., str]) 
     ref = layout("max-default")
     app = CachescopeApp(f"{ref}:latest")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, _cache_loaded(app))
-        await pilot.press("t")
-        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen))
-        op_screen = app.screen
-        assert isinstance(op_screen, OperationScreen)
+        op_screen = await _open_operation(app, pilot, "t")
         assert op_screen.planned is None
         assert op_screen.query_one("#op-max-size", Input).has_focus
         await pilot.press(*"200KiB", "enter")
@@ -541,11 +547,7 @@ async def test_trim_by_age_and_a_bad_age_is_an_error_not_a_crash(layout: Callabl
     ref = layout("max-default")
     app = CachescopeApp(f"{ref}:latest")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, _cache_loaded(app))
-        await pilot.press("t")
-        await wait_until(pilot, lambda: isinstance(app.screen, OperationScreen))
-        op_screen = app.screen
-        assert isinstance(op_screen, OperationScreen)
+        op_screen = await _open_operation(app, pilot, "t")
         await pilot.press("tab", *"soon", "enter")
         await wait_until(pilot, lambda: op_screen.state == "finished" and op_screen.query_one(ErrorPanel).display)
         assert op_screen.planned is None
